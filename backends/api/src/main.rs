@@ -1,0 +1,42 @@
+//! `fastgate-api`: one origin process. Run several with different `--name`s to get the
+//! named backends (`origin_us`, `origin_eu`, `origin_ap`) that the edge routes between.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "fastgate origin backend")]
+struct Cli {
+    /// Backend name this process serves as; echoed in `Fastgate-Origin` on every response.
+    #[arg(long, env = "FASTGATE_ORIGIN_NAME")]
+    name: String,
+    /// Address to listen on.
+    #[arg(long, env = "FASTGATE_LISTEN", default_value = "127.0.0.1:7801")]
+    listen: SocketAddr,
+    /// Directory for the embedded SQLite database and local object storage.
+    #[arg(long, env = "FASTGATE_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Database URL; defaults to `sqlite://<data-dir>/fastgate.db` (WAL, shared by all origins).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    fastgate_api::telemetry::init();
+    let cli = Cli::parse();
+    let settings = fastgate_api::Settings {
+        name: cli.name,
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+    };
+    let app = fastgate_api::build(settings).await?;
+    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(fastgate_api::shutdown_signal())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! fastgate: a SaaS API's front door on Fastly Compute, as a plain library.
+//!
+//! Every decision lives here and is tested natively; `main.rs` is a thin Wasm adapter that
+//! turns a `fastly::Request` into [`gateway::RequestFacts`], runs [`gateway::Gateway::plan`]
+//! and performs the platform calls the resulting [`gateway::Decision`] asks for.
+
+pub mod config;
+pub mod gateway;
+pub mod geo;
+pub mod problem;
+pub mod request_id;
+pub mod route;
+pub mod sanitize;
