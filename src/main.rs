@@ -46,12 +46,29 @@ mod edge {
             };
             gateway.plan(&facts)
         };
-        let (status, backend, mut resp) = match plan.decision {
-            Decision::Respond(p) => (p.status, None, problem_response(&p)),
-            Decision::Forward(forward) => forward_to_origin(req, forward, &plan.request_id),
+        let mut log = LogLine {
+            request_id: &plan.request_id,
+            client_ip,
+            country: geo.country.as_deref(),
+            continent: geo.continent.as_deref(),
+            route: None,
+            geo_level: None,
+            backend: None,
+            status: 0,
         };
+        let mut resp = match plan.decision {
+            Decision::Respond(p) => problem_response(&p),
+            Decision::Forward(forward) => {
+                log.route = Some(forward.route_id.clone());
+                log.geo_level = Some(forward.geo_level.as_str());
+                let (backend, resp) = forward_to_origin(req, forward, &plan.request_id);
+                log.backend = backend;
+                resp
+            }
+        };
+        log.status = resp.get_status().as_u16();
         resp.set_header(request_id::HEADER, &plan.request_id);
-        log_line(&plan.request_id, backend.as_deref(), &geo, status);
+        println!("{}", serde_json::to_string(&log).unwrap_or_default());
         resp
     }
 
@@ -60,7 +77,7 @@ mod edge {
         mut req: Request,
         forward: Forward,
         request_id: &str,
-    ) -> (u16, Option<String>, Response) {
+    ) -> (Option<String>, Response) {
         for name in &forward.headers.remove {
             req.remove_header(name.as_str());
         }
@@ -69,17 +86,17 @@ mod edge {
         }
         let Some(backend) = forward.backends.first().cloned() else {
             let p = gateway::bad_gateway(request_id, &forward.backends);
-            return (p.status, None, problem_response(&p));
+            return (None, problem_response(&p));
         };
         match req.send(backend.as_str()) {
-            Ok(resp) => (resp.get_status().as_u16(), Some(backend), resp),
+            Ok(resp) => (Some(backend), resp),
             Err(e) => {
                 eprintln!(
                     "{{\"event\":\"backend_error\",\"backend\":{backend:?},\"error\":{:?}}}",
                     e.root_cause().to_string()
                 );
                 let p = gateway::bad_gateway(request_id, std::slice::from_ref(&backend));
-                (p.status, Some(backend), problem_response(&p))
+                (Some(backend), problem_response(&p))
             }
         }
     }
@@ -91,15 +108,18 @@ mod edge {
             .with_body(p.to_json())
     }
 
-    fn log_line(request_id: &str, backend: Option<&str>, geo: &ClientGeo, status: u16) {
-        let line = serde_json::json!({
-            "request_id": request_id,
-            "backend": backend,
-            "country": geo.country,
-            "continent": geo.continent,
-            "status": status,
-        });
-        println!("{line}");
+    /// One JSON line per request on stdout (Viceroy prints it; on Fastly, stdout is the
+    /// service's log stream). Never a token or a secret.
+    #[derive(serde::Serialize)]
+    struct LogLine<'a> {
+        request_id: &'a str,
+        client_ip: Option<std::net::IpAddr>,
+        country: Option<&'a str>,
+        continent: Option<&'a str>,
+        route: Option<String>,
+        geo_level: Option<&'static str>,
+        backend: Option<String>,
+        status: u16,
     }
 }
 

@@ -1,1 +1,120 @@
-fn main() {}
+//! `cargo xtask <command>`: the developer entry points.
+//!
+//! - `serve`: install what is missing, build, and run three origins plus Viceroy on the
+//!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM.
+//! - `test`: formatting, clippy (native and Wasm), unit tests and end-to-end tests.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use xtask::stack::{Stack, StackSpec, Upstream};
+use xtask::{build, tools, workspace_root};
+
+const USAGE: &str = "usage: cargo xtask <serve|test>";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve() -> Result<()> {
+    let root = workspace_root();
+    let target = build::target_dir(&root);
+    let viceroy = tools::ensure_viceroy()?;
+    let origin_bin = build::origin_binary(&root, &target)?;
+    let wasm = build::edge_wasm(&root, &target)?;
+    let backends = [("origin_us", 7801), ("origin_eu", 7802), ("origin_ap", 7803)];
+    let spec = StackSpec {
+        wasm,
+        origin_bin,
+        viceroy,
+        base_manifest: root.join("fastly.toml"),
+        backends: backends
+            .iter()
+            .map(|(name, port)| (name.to_string(), Upstream::Origin { port: *port }))
+            .collect(),
+        edge_port: 7676,
+        data_dir: root.join("data"),
+        inherit_output: true,
+        origin_env: Vec::new(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    let mut stack = Stack::start(&spec)?;
+    println!();
+    println!("fastgate is up:");
+    println!("  edge (Viceroy)  {}", stack.edge_url());
+    for (name, _) in backends {
+        if let Some(addr) = stack.origin_addr(name) {
+            println!("  {name:<15} http://{addr}");
+        }
+    }
+    println!("  data directory  {}", spec.data_dir.display());
+    println!("Try: curl -i {}/health   (Ctrl-C stops everything)", stack.edge_url());
+    let exited = stack.supervise(|| stop.load(Ordering::SeqCst));
+    drop(stack);
+    match exited {
+        Some(which) => bail!("{which}; stopped the rest"),
+        None => {
+            println!("xtask: stopped");
+            Ok(())
+        }
+    }
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let cargo = |args: &[&str]| {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(&root).args(args);
+        cmd
+    };
+    tools::run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    tools::run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    tools::ensure_wasm_target()?;
+    tools::run(&mut cargo(&[
+        "clippy",
+        "--package",
+        "fastgate",
+        "--target",
+        "wasm32-wasip1",
+        "--bin",
+        "fastgate",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let target = build::target_dir(&root);
+    let viceroy = tools::ensure_viceroy()?;
+    let wasm = build::edge_wasm(&root, &target)?;
+    let origin = build::origin_binary(&root, &target)?;
+    let mut cmd = cargo(&["test", "--workspace"]);
+    cmd.args(extra)
+        .env("FASTGATE_WASM", wasm)
+        .env("FASTGATE_ORIGIN_BIN", origin)
+        .env("VICEROY", viceroy);
+    tools::run(&mut cmd)?;
+    println!("xtask: all checks passed");
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Builds the two artefacts the stack runs: the edge Wasm and the origin binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::tools::run;
+
+/// Where builds go. The e2e harness passes its own directory so that building from inside
+/// `cargo test` never waits on the lock the outer cargo holds on `target/`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// `cargo build --release --target wasm32-wasip1 --bin fastgate`; returns the `.wasm` path.
+pub fn edge_wasm(root: &Path, target: &Path) -> Result<PathBuf> {
+    crate::tools::ensure_wasm_target()?;
+    run(Command::new("cargo")
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--package",
+            "fastgate",
+            "--bin",
+            "fastgate",
+        ]))?;
+    Ok(target.join("wasm32-wasip1/release/fastgate.wasm"))
+}
+
+/// `cargo build --release -p fastgate-api`; returns the binary path.
+pub fn origin_binary(root: &Path, target: &Path) -> Result<PathBuf> {
+    run(Command::new("cargo")
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target)
+        .args(["build", "--release", "--package", "fastgate-api"]))?;
+    Ok(target.join("release/fastgate-api"))
+}

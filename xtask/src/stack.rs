@@ -1,0 +1,307 @@
+//! The whole local stack as supervised child processes: one `fastgate-api` per named
+//! backend, and Viceroy running the edge Wasm with a manifest pointing at them.
+//!
+//! `cargo xtask serve` runs it on the fixed ports of `fastly.toml`; the e2e tests run
+//! many at once on free ports. Dropping a [`Stack`] kills and reaps every child, also when
+//! a test panics, so no Viceroy or origin outlives its owner.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// What a named backend in the manifest points at.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// Start a `fastgate-api --name <backend>` process on this port (0 = any free port).
+    Origin { port: u16 },
+    /// Point the backend at an address something else serves (a test peer, or a closed
+    /// port to simulate an unreachable origin).
+    Address(SocketAddr),
+}
+
+/// Everything needed to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackSpec {
+    pub wasm: PathBuf,
+    pub origin_bin: PathBuf,
+    pub viceroy: PathBuf,
+    /// The manifest whose `[local_server]` (geolocation, stores) the stack reuses.
+    pub base_manifest: PathBuf,
+    pub backends: Vec<(String, Upstream)>,
+    /// Port Viceroy listens on (0 = any free port).
+    pub edge_port: u16,
+    /// Directory for the origins' shared SQLite file and objects.
+    pub data_dir: PathBuf,
+    /// Children inherit the terminal (serve) instead of logging to files (tests).
+    pub inherit_output: bool,
+    /// Extra environment for the origin processes.
+    pub origin_env: Vec<(String, String)>,
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: Option<PathBuf>,
+}
+
+/// A running stack. Kill it by dropping it.
+pub struct Stack {
+    run_dir: PathBuf,
+    origins: BTreeMap<String, (SocketAddr, Proc)>,
+    viceroy: Option<Proc>,
+    edge: SocketAddr,
+}
+
+static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Asks the OS for a free loopback port. The port is released before use, so another
+/// process could take it in between; the readiness check then fails loudly, not silently.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Stack {
+    pub fn start(spec: &StackSpec) -> Result<Stack> {
+        let run_dir = std::env::temp_dir().join(format!(
+            "fastgate-stack-{}-{}",
+            std::process::id(),
+            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&run_dir)?;
+        std::fs::create_dir_all(&spec.data_dir)?;
+        let edge_port = match spec.edge_port {
+            0 => free_port()?,
+            p => p,
+        };
+        let mut stack = Stack {
+            run_dir,
+            origins: BTreeMap::new(),
+            viceroy: None,
+            edge: SocketAddr::from(([127, 0, 0, 1], edge_port)),
+        };
+        let mut addresses = BTreeMap::new();
+        for (name, upstream) in &spec.backends {
+            let addr = match upstream {
+                Upstream::Address(addr) => *addr,
+                Upstream::Origin { port } => {
+                    let port = if *port == 0 { free_port()? } else { *port };
+                    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                    let proc = stack.spawn_origin(spec, name, addr)?;
+                    stack.origins.insert(name.clone(), (addr, proc));
+                    addr
+                }
+            };
+            addresses.insert(name.clone(), addr);
+        }
+        for (name, (addr, proc)) in &mut stack.origins {
+            wait_http(*addr, "/health", proc, Duration::from_secs(60))
+                .with_context(|| format!("origin {name} did not become ready"))?;
+        }
+        let manifest = stack.run_dir.join("fastly.toml");
+        write_manifest(&spec.base_manifest, &manifest, &addresses)?;
+        let mut cmd = Command::new(&spec.viceroy);
+        cmd.arg("serve")
+            .arg("--addr")
+            .arg(stack.edge.to_string())
+            .arg("-C")
+            .arg(&manifest)
+            .arg(&spec.wasm);
+        let mut viceroy = stack.spawn("viceroy", cmd, spec.inherit_output)?;
+        let ready = wait_http(stack.edge, "/__fastgate/ready", &mut viceroy, Duration::from_secs(120));
+        stack.viceroy = Some(viceroy);
+        ready.context("viceroy did not become ready")?;
+        Ok(stack)
+    }
+
+    fn spawn_origin(&self, spec: &StackSpec, name: &str, addr: SocketAddr) -> Result<Proc> {
+        let mut cmd = Command::new(&spec.origin_bin);
+        cmd.arg("--name")
+            .arg(name)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(&spec.data_dir)
+            .envs(spec.origin_env.iter().map(|(k, v)| (k, v)));
+        self.spawn(name, cmd, spec.inherit_output)
+    }
+
+    fn spawn(&self, name: &str, mut cmd: Command, inherit: bool) -> Result<Proc> {
+        let log = if inherit {
+            None
+        } else {
+            let path = self.run_dir.join(format!("{name}.log"));
+            let file = File::create(&path)?;
+            cmd.stdout(file.try_clone()?).stderr(file);
+            Some(path)
+        };
+        cmd.stdin(Stdio::null());
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("could not start {name}: {cmd:?}"))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    /// The edge's base URL, e.g. `http://127.0.0.1:7676`.
+    pub fn edge_url(&self) -> String {
+        format!("http://{}", self.edge)
+    }
+
+    pub fn edge_addr(&self) -> SocketAddr {
+        self.edge
+    }
+
+    /// A running origin's address, to talk to it directly.
+    pub fn origin_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.origins.get(name).map(|(addr, _)| *addr)
+    }
+
+    /// Kills one origin (to simulate an outage) and waits until it is gone.
+    pub fn kill_origin(&mut self, name: &str) -> Result<()> {
+        let (_, proc) = self
+            .origins
+            .get_mut(name)
+            .with_context(|| format!("no origin named {name}"))?;
+        let _ = proc.child.kill();
+        proc.child.wait()?;
+        Ok(())
+    }
+
+    /// Everything the edge printed so far (its per-request JSON log lines included).
+    pub fn edge_log(&self) -> String {
+        self.viceroy
+            .as_ref()
+            .and_then(|p| p.log.as_ref())
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
+    /// Blocks until a child exits on its own or `stop` returns true; returns which child
+    /// exited, if any.
+    pub fn supervise(&mut self, stop: impl Fn() -> bool) -> Option<String> {
+        loop {
+            if stop() {
+                return None;
+            }
+            let procs = self
+                .origins
+                .values_mut()
+                .map(|(_, p)| p)
+                .chain(self.viceroy.as_mut());
+            for proc in procs {
+                if let Ok(Some(status)) = proc.child.try_wait() {
+                    return Some(format!("{} exited with {status}", proc.name));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Child process ids, so tests can prove nothing is left behind.
+    pub fn pids(&self) -> Vec<u32> {
+        self.origins
+            .values()
+            .map(|(_, p)| p.child.id())
+            .chain(self.viceroy.as_ref().map(|p| p.child.id()))
+            .collect()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let procs = self
+            .viceroy
+            .iter_mut()
+            .chain(self.origins.values_mut().map(|(_, p)| p));
+        for proc in procs {
+            let _ = proc.child.kill();
+            let _ = proc.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("stack logs kept in {}", self.run_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
+    }
+}
+
+/// Writes `base` with every named backend's URL replaced by `addresses`.
+fn write_manifest(
+    base: &Path,
+    out: &Path,
+    addresses: &BTreeMap<String, SocketAddr>,
+) -> Result<()> {
+    let text = std::fs::read_to_string(base)
+        .with_context(|| format!("reading {}", base.display()))?;
+    let mut doc: toml::Table = text.parse()?;
+    let backends = doc
+        .get_mut("local_server")
+        .and_then(|v| v.as_table_mut())
+        .context("manifest has no [local_server]")?
+        .entry("backends")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .context("[local_server.backends] is not a table")?;
+    backends.clear();
+    for (name, addr) in addresses {
+        let mut backend = toml::Table::new();
+        backend.insert("url".into(), toml::Value::String(format!("http://{addr}/")));
+        backends.insert(name.clone(), toml::Value::Table(backend));
+    }
+    std::fs::write(out, toml::to_string(&doc)?)?;
+    Ok(())
+}
+
+/// Polls `GET path` until any HTTP response arrives, the child dies, or time runs out.
+fn wait_http(addr: SocketAddr, path: &str, proc: &mut Proc, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = proc.child.try_wait()? {
+            bail!("{} exited with {status}{}", proc.name, log_tail(proc));
+        }
+        if probe(addr, path).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{} not answering on {addr}{}", proc.name, log_tail(proc));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One HTTP/1.1 request: enough to know a server is up, without an HTTP client dependency.
+fn probe(addr: SocketAddr, path: &str) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if head.starts_with(b"HTTP/1.") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not an HTTP response"))
+    }
+}
+
+fn log_tail(proc: &Proc) -> String {
+    let Some(path) = &proc.log else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!("\n--- {} ---\n{}", path.display(), tail.join("\n"))
+}
