@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::route::Route;
+use crate::route::{self, Route, RouteSpec};
 
 /// The configuration compiled into the Wasm binary.
 pub const EMBEDDED: &str = include_str!("../config/default.json");
@@ -37,18 +37,112 @@ pub struct GeoMap {
     pub default: Vec<String>,
 }
 
+/// How hard the edge tries other backends when one fails.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Failover {
+    /// Most backends one request may try (the first attempt included).
+    pub max_attempts: u8,
+    /// Overall budget for all attempts of one request; no new attempt starts after it.
+    pub deadline_ms: u64,
+    /// How long a failed backend is skipped by later requests before a probe re-admits it.
+    pub down_for_s: u32,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover {
+            max_attempts: 3,
+            deadline_ms: 15_000,
+            down_for_s: 10,
+        }
+    }
+}
+
+/// The config file as written.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ConfigFile {
+    version: String,
+    backends: BTreeMap<String, Backend>,
+    geo: GeoMap,
+    routes: Vec<RouteSpec>,
+    #[serde(default)]
+    failover: Failover,
+}
+
+/// A validated, compiled configuration.
+#[derive(Debug, Clone)]
 pub struct Config {
-    /// Operator-chosen label of this config revision; surfaced in logs.
+    /// Operator-chosen label of this config revision; surfaced in logs and headers.
     pub version: String,
+    /// FNV-1a 64 of the source text: tells two revisions with the same label apart.
+    pub hash: String,
     pub backends: BTreeMap<String, Backend>,
     pub geo: GeoMap,
     pub routes: Vec<Route>,
+    pub failover: Failover,
+}
+
+/// Where the active config came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Embedded,
+    Override,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Embedded => "embedded",
+            Source::Override => "override",
+        }
+    }
+}
+
+/// The config in force for a request, and why.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Source,
+    /// Set when an override existed but was rejected; the adapter logs it.
+    pub rejected_override: Option<ConfigError>,
+}
+
+/// Chooses the config: a valid override wins; an invalid one is reported and the embedded
+/// default is used instead, so a bad push degrades to "no change", never to errors.
+pub fn load(override_json: Option<&str>) -> Result<Loaded, ConfigError> {
+    let mut rejected_override = None;
+    if let Some(json) = override_json.filter(|j| !j.trim().is_empty()) {
+        match Config::parse(json) {
+            Ok(config) => {
+                return Ok(Loaded {
+                    config,
+                    source: Source::Override,
+                    rejected_override: None,
+                })
+            }
+            Err(e) => rejected_override = Some(e),
+        }
+    }
+    Ok(Loaded {
+        config: Config::embedded()?,
+        source: Source::Embedded,
+        rejected_override,
+    })
+}
+
+fn fnv1a64(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// Why a configuration was rejected. Every variant names the field at fault.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("config is not valid JSON for the schema: {0}")]
     Syntax(String),
@@ -65,10 +159,19 @@ const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 impl Config {
     /// Parses and validates a JSON config.
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
-        let config: Config =
+        let file: ConfigFile =
             serde_json::from_str(json).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        config.validate()?;
-        Ok(config)
+        file.validate()?;
+        let routes = route::compile_table(&file.routes)
+            .map_err(|(field, reason)| ConfigError::Invalid { field, reason })?;
+        Ok(Config {
+            version: file.version,
+            hash: fnv1a64(json),
+            backends: file.backends,
+            geo: file.geo,
+            routes,
+            failover: file.failover,
+        })
     }
 
     /// The embedded default. It is validated by unit tests, so this cannot fail in a
@@ -76,7 +179,9 @@ impl Config {
     pub fn embedded() -> Result<Self, ConfigError> {
         Self::parse(EMBEDDED)
     }
+}
 
+impl ConfigFile {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.backends.is_empty() {
             return Err(ConfigError::Invalid {
@@ -115,24 +220,17 @@ impl Config {
             self.check_backend_list(&format!("geo.continents.{code}"), list)?;
         }
         self.check_backend_list("geo.default", &self.geo.default)?;
-        let mut seen = std::collections::BTreeSet::new();
         for (i, route) in self.routes.iter().enumerate() {
-            let field = format!("routes[{i}]");
-            if !seen.insert(route.id.as_str()) {
-                return Err(ConfigError::Invalid {
-                    field: format!("{field}.id"),
-                    reason: format!("duplicate route id `{}`", route.id),
-                });
-            }
-            route
-                .validate()
-                .map_err(|(sub, reason)| ConfigError::Invalid {
-                    field: format!("{field}.{sub}"),
-                    reason,
-                })?;
             if let Some(list) = &route.backends {
-                self.check_backend_list(&format!("{field}.backends"), list)?;
+                self.check_backend_list(&format!("routes[{i}].backends"), list)?;
             }
+        }
+        let f = &self.failover;
+        if f.max_attempts == 0 || f.deadline_ms == 0 || f.down_for_s == 0 {
+            return Err(ConfigError::Invalid {
+                field: "failover".into(),
+                reason: "max_attempts, deadline_ms and down_for_s must be positive".into(),
+            });
         }
         Ok(())
     }
@@ -215,9 +313,38 @@ mod tests {
         let err = with(|v| v["routes"][1]["path"] = serde_json::json!({"prefix": "api"}));
         assert!(err.unwrap_err().to_string().contains("routes[1].path"));
         let err = with(|v| v["routes"][2]["backends"] = serde_json::json!(["nope"]));
-        assert!(err.unwrap_err().to_string().contains("routes[2].backends[0]"));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("routes[2].backends[0]"));
         let err = with(|v| v["routes"][1]["id"] = "health".into());
         assert!(err.unwrap_err().to_string().contains("routes[1].id"));
+        let err = with(|v| {
+            v["routes"][0]["rewrite"] =
+                serde_json::json!({"regex": {"pattern": "(", "replace": ""}})
+        });
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("routes[0].rewrite.regex.pattern"));
+    }
+
+    #[test]
+    fn an_invalid_override_falls_back_to_the_embedded_config() {
+        let loaded = load(Some(r#"{"version":"x"}"#)).unwrap();
+        assert_eq!(loaded.source, Source::Embedded);
+        assert!(loaded
+            .rejected_override
+            .unwrap()
+            .to_string()
+            .contains("missing field"));
+        let mut v: serde_json::Value = serde_json::from_str(EMBEDDED).unwrap();
+        v["version"] = "ops-2".into();
+        let loaded = load(Some(&v.to_string())).unwrap();
+        assert_eq!(loaded.source, Source::Override);
+        assert_eq!(loaded.config.version, "ops-2");
+        assert_ne!(loaded.config.hash, Config::embedded().unwrap().hash);
+        assert_eq!(load(None).unwrap().source, Source::Embedded);
     }
 
     #[test]

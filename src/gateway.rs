@@ -1,46 +1,64 @@
 //! The request lifecycle as named phases over one context, in the spirit of Pingora's
-//! `ProxyHttp`: `classify` → `sanitize` → `select backend`. Later phases (cors, auth,
-//! limit, rewrite, cache) slot in between without changing the adapter.
+//! `ProxyHttp`: `classify` → `normalize` → `route` → `rewrite` → `sanitize` → `select`.
+//! Later phases (cors, auth, limit, cache) slot in between without changing the adapter.
 //!
 //! Nothing here touches the platform: the adapter (`main.rs`) gathers [`RequestFacts`],
-//! asks for a [`Decision`], and carries it out.
+//! asks for a [`Plan`], and carries it out.
 
-use crate::config::Config;
+use std::net::IpAddr;
+
+use crate::config::{Config, Failover};
 use crate::geo::{self, ClientGeo, GeoLevel};
+use crate::path;
 use crate::problem::{Problem, ProblemKind};
 use crate::request_id;
-use crate::route::{self, NoRoute};
+use crate::route::{self, NoRoute, RouteInput};
 use crate::sanitize::{self, HeaderEdits};
-use std::net::IpAddr;
 
 /// What the adapter tells the gateway about an inbound request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFacts<'a> {
     pub method: &'a str,
+    /// The raw path, as received.
     pub path: &'a str,
-    pub header_names: Vec<&'a str>,
-    pub connection_header: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-    pub host: Option<&'a str>,
+    /// The raw query, without `?`.
+    pub query: Option<&'a str>,
+    /// Inbound headers (name, value); values that are not UTF-8 appear as "".
+    pub headers: Vec<(&'a str, &'a str)>,
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
     pub geo: ClientGeo,
+}
+
+impl<'a> RequestFacts<'a> {
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
 }
 
 /// Everything the adapter needs to forward a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     pub route_id: String,
-    /// Backends to try, most preferred first.
+    /// Backends in preference order; the adapter reorders by health (see `failover`).
     pub backends: Vec<String>,
     pub geo_level: GeoLevel,
     pub headers: HeaderEdits,
+    /// The path and query to send upstream (after normalisation and rewrites).
+    pub path: String,
+    pub query: Option<String>,
+    pub failover: Failover,
 }
 
 /// The outcome of the request phases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Forward(Forward),
+    Redirect { status: u16, location: String },
     Respond(Problem),
 }
 
@@ -48,6 +66,7 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub request_id: String,
+    pub route_id: Option<String>,
     pub decision: Decision,
 }
 
@@ -68,41 +87,70 @@ impl Gateway {
 
     /// Runs the request phases and returns what to do.
     pub fn plan(&self, req: &RequestFacts<'_>) -> Plan {
-        let request_id = request_id::resolve(req.request_id);
-        let decision = self.decide(req, &request_id);
+        let request_id = request_id::resolve(req.header(request_id::HEADER));
+        let mut route_id = None;
+        let decision = self
+            .decide(req, &request_id, &mut route_id)
+            .unwrap_or_else(Decision::Respond);
         Plan {
             request_id,
+            route_id,
             decision,
         }
     }
 
-    fn decide(&self, req: &RequestFacts<'_>, request_id: &str) -> Decision {
-        // classify
-        let route = match route::match_route(&self.config.routes, req.method, req.path) {
-            Ok(route) => route,
-            Err(NoRoute::NotFound) => {
-                return Decision::Respond(Problem::new(
-                    ProblemKind::NotFound,
-                    "no route matches this path",
-                    request_id,
-                ))
-            }
-            Err(NoRoute::MethodNotAllowed) => {
-                return Decision::Respond(Problem::new(
-                    ProblemKind::MethodNotAllowed,
-                    format!("{} is not allowed on this path", req.method),
-                    request_id,
-                ))
-            }
+    fn decide(
+        &self,
+        req: &RequestFacts<'_>,
+        request_id: &str,
+        route_id: &mut Option<String>,
+    ) -> Result<Decision, Problem> {
+        let problem = |kind, detail: String| Problem::new(kind, detail, request_id);
+        // normalize
+        let path = path::normalize(req.path)
+            .map_err(|e| problem(ProblemKind::BadRequest, e.to_string()))?;
+        // route
+        let input = RouteInput {
+            method: req.method,
+            path: &path,
+            host: req.header("host"),
+            headers: &req.headers,
         };
+        let route = route::match_route(&self.config.routes, &input).map_err(|e| match e {
+            NoRoute::NotFound => {
+                problem(ProblemKind::NotFound, "no route matches this path".into())
+            }
+            NoRoute::MethodNotAllowed => problem(
+                ProblemKind::MethodNotAllowed,
+                format!("{} is not allowed on this path", req.method),
+            ),
+        })?;
+        *route_id = Some(route.id.clone());
+        // rewrite
+        let (path, query) = match &route.rewrite {
+            Some(rw) => rw
+                .apply(&path, req.query)
+                .map_err(|e| problem(ProblemKind::BadRequest, e.to_string()))?,
+            None => (path, req.query.map(str::to_owned)),
+        };
+        if let Some(redirect) = &route.redirect {
+            let location = match &query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            return Ok(Decision::Redirect {
+                status: redirect.status,
+                location,
+            });
+        }
         // sanitize
         let mut headers = sanitize::sanitize(
-            req.header_names.iter().copied(),
-            req.connection_header,
+            req.headers.iter().map(|(n, _)| *n),
+            req.header("connection"),
             &sanitize::Connection {
                 client_ip: req.client_ip,
                 tls: req.tls,
-                host: req.host,
+                host: req.header("host"),
             },
         );
         headers
@@ -110,15 +158,18 @@ impl Gateway {
             .push((request_id::HEADER, request_id.to_owned()));
         // select backend
         let (backends, geo_level) = match &route.backends {
-            Some(list) => (list.as_slice(), GeoLevel::Default),
+            Some(list) => (list.as_slice(), GeoLevel::Route),
             None => geo::select_backends(&self.config.geo, &req.geo),
         };
-        Decision::Forward(Forward {
+        Ok(Decision::Forward(Forward {
             route_id: route.id.clone(),
             backends: backends.to_vec(),
             geo_level,
             headers,
-        })
+            path,
+            query,
+            failover: self.config.failover.clone(),
+        }))
     }
 }
 
@@ -144,11 +195,16 @@ pub fn bad_gateway(request_id: &str, tried: &[String]) -> Problem {
 mod tests {
     use super::*;
 
-    fn facts<'a>(method: &'a str, path: &'a str, country: &str, continent: &str) -> RequestFacts<'a> {
+    fn facts<'a>(
+        method: &'a str,
+        path: &'a str,
+        country: &str,
+        continent: &str,
+    ) -> RequestFacts<'a> {
         RequestFacts {
             method,
             path,
-            header_names: vec!["X-Forwarded-For", "Accept"],
+            headers: vec![("X-Forwarded-For", "6.6.6.6"), ("Accept", "*/*")],
             client_ip: Some("127.0.0.2".parse().unwrap()),
             geo: ClientGeo {
                 country: Some(country.into()),
@@ -158,13 +214,19 @@ mod tests {
         }
     }
 
+    fn forward(plan: Plan) -> Forward {
+        match plan.decision {
+            Decision::Forward(f) => f,
+            other => panic!("expected forward, got {other:?}"),
+        }
+    }
+
     #[test]
     fn forwards_to_the_geo_choice_with_sanitized_headers() {
         let gw = Gateway::new(Config::embedded().unwrap());
         let plan = gw.plan(&facts("GET", "/health", "DE", "EU"));
-        let Decision::Forward(f) = plan.decision else {
-            panic!("expected forward")
-        };
+        let id = plan.request_id.clone();
+        let f = forward(plan);
         assert_eq!(f.route_id, "health");
         assert_eq!(f.backends[0], "origin_eu");
         assert!(f.headers.remove.contains(&"x-forwarded-for".to_string()));
@@ -172,17 +234,28 @@ mod tests {
             .headers
             .set
             .contains(&("x-forwarded-for", "127.0.0.2".to_string())));
-        assert!(f
-            .headers
-            .set
-            .contains(&("x-request-id", plan.request_id.clone())));
+        assert!(f.headers.set.contains(&("x-request-id", id)));
     }
 
     #[test]
-    fn unknown_route_is_a_404_problem_carrying_the_request_id() {
+    fn v1_paths_are_rewritten_to_api() {
         let gw = Gateway::new(Config::embedded().unwrap());
+        let mut req = facts("GET", "/v1/user/profile", "US", "NA");
+        req.query = Some("a=1");
+        let f = forward(gw.plan(&req));
+        assert_eq!(
+            (f.path.as_str(), f.query.as_deref()),
+            ("/api/user/profile", Some("a=1"))
+        );
+    }
+
+    #[test]
+    fn traversal_is_a_400_and_unknown_route_a_404_with_the_request_id() {
+        let gw = Gateway::new(Config::embedded().unwrap());
+        let plan = gw.plan(&facts("GET", "/api/%2e%2e/etc/passwd", "US", "NA"));
+        assert!(matches!(plan.decision, Decision::Respond(ref p) if p.status == 400));
         let mut req = facts("GET", "/nope", "US", "NA");
-        req.request_id = Some("req-1");
+        req.headers.push(("X-Request-Id", "req-1"));
         let plan = gw.plan(&req);
         assert_eq!(plan.request_id, "req-1");
         match plan.decision {
@@ -192,5 +265,20 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn trailing_slash_redirects_keep_the_query() {
+        let gw = Gateway::new(Config::embedded().unwrap());
+        let mut req = facts("GET", "/api/summaries/", "US", "NA");
+        req.query = Some("page=2");
+        let plan = gw.plan(&req);
+        assert_eq!(
+            plan.decision,
+            Decision::Redirect {
+                status: 308,
+                location: "/api/summaries?page=2".into()
+            }
+        );
     }
 }

@@ -18,6 +18,8 @@ pub enum GeoLevel {
     Country,
     Continent,
     Default,
+    /// The route named its own backends; geography was not consulted.
+    Route,
 }
 
 impl GeoLevel {
@@ -26,6 +28,7 @@ impl GeoLevel {
             GeoLevel::Country => "country",
             GeoLevel::Continent => "continent",
             GeoLevel::Default => "default",
+            GeoLevel::Route => "route",
         }
     }
 }
@@ -75,7 +78,8 @@ mod tests {
     #[test]
     fn embedded_map_sends_the_five_test_locations_where_the_readme_says() {
         let c = Config::embedded().unwrap();
-        let first = |cc: &str, ct: &str| select_backends(&c.geo, &geo(Some(cc), Some(ct))).0[0].clone();
+        let first =
+            |cc: &str, ct: &str| select_backends(&c.geo, &geo(Some(cc), Some(ct))).0[0].clone();
         assert_eq!(first("US", "NA"), "origin_us");
         assert_eq!(first("DE", "EU"), "origin_eu");
         assert_eq!(first("JP", "AS"), "origin_ap");

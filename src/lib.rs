@@ -5,9 +5,12 @@
 //! and performs the platform calls the resulting [`gateway::Decision`] asks for.
 
 pub mod config;
+pub mod failover;
 pub mod gateway;
 pub mod geo;
+pub mod path;
 pub mod problem;
 pub mod request_id;
+pub mod rewrite;
 pub mod route;
 pub mod sanitize;

@@ -1,29 +1,53 @@
-//! The Wasm adapter: turns a `fastly::Request` into the library's [`RequestFacts`], runs the
-//! gateway's phases and carries out the decision (send, respond, log). It decides nothing.
+//! The Wasm adapter: turns a `fastly::Request` into the library's `RequestFacts`, runs the
+//! gateway's phases and carries out the decision (send with failover, redirect, respond,
+//! log). It decides nothing that a native test could check instead.
 
 #[cfg(target_arch = "wasm32")]
 mod edge {
-    use fastly::geo::geo_lookup;
-    use fastly::http::StatusCode;
-    use fastly::{Request, Response};
+    use std::time::{Duration, Instant};
 
-    use fastgate::config::Config;
+    use fastly::cache::core::{self as cache, CacheKey, Transaction};
+    use fastly::experimental::{BackendExt, BackendHealth};
+    use fastly::geo::geo_lookup;
+    use fastly::http::request::SendErrorCause;
+    use fastly::http::StatusCode;
+    use fastly::{Backend, ConfigStore, Request, Response};
+
+    use fastgate::config::{self, Loaded};
+    use fastgate::failover::{self, Outcome};
     use fastgate::gateway::{self, Decision, Forward, Gateway, RequestFacts};
     use fastgate::geo::ClientGeo;
     use fastgate::problem::{self, Problem};
     use fastgate::request_id;
 
+    /// Config Store and key that hold an ops override of the embedded config.
+    const CONFIG_STORE: &str = "fastgate_config";
+    const CONFIG_KEY: &str = "config";
+    /// How long one half-open probe has to finish before another request may probe.
+    const PROBE_WINDOW: Duration = Duration::from_secs(5);
+    /// How long a down-mark lingers (stale) after it expires, so a probe can be elected.
+    const MARK_LINGER: Duration = Duration::from_secs(3600);
+
     pub fn handle(req: Request) -> Response {
-        let config = match Config::embedded() {
-            Ok(config) => config,
+        let loaded = match load_config() {
+            Ok(loaded) => loaded,
             Err(e) => {
-                // Unit tests validate the embedded config, so this is a build defect; say so.
-                eprintln!("{{\"event\":\"config_invalid\",\"error\":{:?}}}", e.to_string());
-                let id = request_id::generate();
-                return problem_response(&gateway::internal_error(&id));
+                // Unit tests validate the embedded config, so this is a build defect.
+                log_event("config_invalid", &e.to_string());
+                let p = gateway::internal_error(&request_id::generate());
+                return problem_response(&p);
             }
         };
-        let gateway = Gateway::new(config);
+        if let Some(e) = &loaded.rejected_override {
+            log_event("config_override_rejected", &e.to_string());
+        }
+        let config_header = format!(
+            "{}; hash={}; source={}",
+            loaded.config.version,
+            loaded.config.hash,
+            loaded.source.as_str()
+        );
+        let gateway = Gateway::new(loaded.config);
         let client_ip = req.get_client_ip_addr();
         let geo = client_ip
             .and_then(geo_lookup)
@@ -32,14 +56,20 @@ mod edge {
                 continent: Some(g.continent().as_code().to_owned()),
             })
             .unwrap_or_default();
+        let raw_uri = raw_uri(&req);
+        let (raw_path, raw_query) = match &raw_uri {
+            Some(uri) => fastgate::path::split_target(uri),
+            None => (req.get_path(), req.get_query_str()),
+        };
         let plan = {
             let facts = RequestFacts {
                 method: req.get_method_str(),
-                path: req.get_path(),
-                header_names: req.get_header_names_str(),
-                connection_header: req.get_header_str("connection"),
-                request_id: req.get_header_str(request_id::HEADER),
-                host: req.get_header_str("host"),
+                path: raw_path,
+                query: raw_query,
+                headers: req
+                    .get_headers()
+                    .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or("")))
+                    .collect(),
                 client_ip,
                 tls: req.get_tls_protocol_bytes().is_some(),
                 geo: geo.clone(),
@@ -48,57 +78,213 @@ mod edge {
         };
         let mut log = LogLine {
             request_id: &plan.request_id,
+            method: req.get_method_str().to_owned(),
             client_ip,
             country: geo.country.as_deref(),
             continent: geo.continent.as_deref(),
-            route: None,
+            route: plan.route_id.as_deref(),
             geo_level: None,
             backend: None,
+            attempts: Vec::new(),
             status: 0,
         };
         let mut resp = match plan.decision {
             Decision::Respond(p) => problem_response(&p),
+            Decision::Redirect { status, location } => Response::from_status(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
+            )
+            .with_header("location", location),
             Decision::Forward(forward) => {
-                log.route = Some(forward.route_id.clone());
                 log.geo_level = Some(forward.geo_level.as_str());
-                let (backend, resp) = forward_to_origin(req, forward, &plan.request_id);
-                log.backend = backend;
-                resp
+                forward_with_failover(req, forward, &plan.request_id, &mut log)
             }
         };
         log.status = resp.get_status().as_u16();
         resp.set_header(request_id::HEADER, &plan.request_id);
+        resp.set_header("fastgate-config", config_header);
         println!("{}", serde_json::to_string(&log).unwrap_or_default());
         resp
     }
 
-    /// Applies the header edits and sends to the first chosen backend.
-    fn forward_to_origin(
+    /// The request target exactly as the client sent it. `Request::get_path` comes from a
+    /// parsed `Url`, which has already resolved `..` segments; routing on that would let
+    /// `/v1/../admin` reach a route the client never named. The raw URI lets the library
+    /// refuse traversal instead of silently reinterpreting it.
+    fn raw_uri(req: &Request) -> Option<String> {
+        let (handle, _) = req.as_handles();
+        let mut buf = vec![0u8; 8192];
+        let mut written = 0usize;
+        // SAFETY: `uri_get` writes at most `buf.len()` bytes into `buf` and reports how
+        // many in `written`; the handle is the live client request's.
+        let status = unsafe {
+            fastly_sys::fastly_http_req::uri_get(
+                handle.as_u32(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut written,
+            )
+        };
+        if !status.is_ok() || written > buf.len() {
+            return None;
+        }
+        buf.truncate(written);
+        String::from_utf8(buf).ok()
+    }
+
+    fn load_config() -> Result<Loaded, config::ConfigError> {
+        let over = ConfigStore::try_open(CONFIG_STORE)
+            .ok()
+            .and_then(|store| store.try_get(CONFIG_KEY).ok().flatten());
+        config::load(over.as_deref())
+    }
+
+    /// Sends to the healthiest preferred backend, moving down the list as far as the
+    /// failover policy allows, and marks failed backends down for later requests.
+    fn forward_with_failover(
         mut req: Request,
         forward: Forward,
         request_id: &str,
-    ) -> (Option<String>, Response) {
+        log: &mut LogLine<'_>,
+    ) -> Response {
         for name in &forward.headers.remove {
             req.remove_header(name.as_str());
         }
         for (name, value) in &forward.headers.set {
             req.set_header(*name, value.as_str());
         }
-        let Some(backend) = forward.backends.first().cloned() else {
-            let p = gateway::bad_gateway(request_id, &forward.backends);
-            return (None, problem_response(&p));
-        };
-        match req.send(backend.as_str()) {
-            Ok(resp) => (Some(backend), resp),
-            Err(e) => {
-                eprintln!(
-                    "{{\"event\":\"backend_error\",\"backend\":{backend:?},\"error\":{:?}}}",
-                    e.root_cause().to_string()
-                );
-                let p = gateway::bad_gateway(request_id, std::slice::from_ref(&backend));
-                (Some(backend), problem_response(&p))
+        req.set_path(&forward.path);
+        match &forward.query {
+            Some(q) => req.set_query_str(q),
+            None => req.remove_query(),
+        }
+        let method = req.get_method_str().to_owned();
+        let deadline = Instant::now() + Duration::from_millis(forward.failover.deadline_ms);
+        let mut probes = Vec::new();
+        let candidates = failover::order(
+            &forward.backends,
+            |b| match health(b) {
+                Health::Up => false,
+                Health::Down => true,
+                Health::Probe => {
+                    probes.push(b.to_owned());
+                    false
+                }
+            },
+            forward.failover.max_attempts,
+        );
+        let down_for = Duration::from_secs(u64::from(forward.failover.down_for_s));
+        let mut pending = Some(req);
+        for (i, backend) in candidates.iter().enumerate() {
+            let last = i + 1 == candidates.len();
+            // Every attempt but the last sends a copy, keeping the body for the next one.
+            let attempt = match (last, pending.as_mut()) {
+                (false, Some(req)) => req.clone_with_body(),
+                (true, Some(_)) => pending.take().expect("checked by the match"),
+                (_, None) => break,
+            };
+            log.attempts.push(backend.clone());
+            let (outcome, resp) = match attempt.send(backend.as_str()) {
+                Ok(resp) => (Outcome::Answered(resp.get_status().as_u16()), Some(resp)),
+                Err(e) => {
+                    log_event("backend_error", &format!("{backend}: {}", e.root_cause()));
+                    (classify(e.root_cause()), None)
+                }
+            };
+            if outcome.is_backend_failure() {
+                mark_down(backend, down_for);
+            } else if probes.contains(backend) || was_marked(backend) {
+                clear_mark(backend);
+            }
+            let retry = !last && failover::may_retry(&method, outcome) && Instant::now() < deadline;
+            match resp {
+                _ if retry => continue,
+                Some(resp) => {
+                    log.backend = Some(backend.clone());
+                    return resp;
+                }
+                None => break,
             }
         }
+        problem_response(&gateway::bad_gateway(request_id, &log.attempts))
+    }
+
+    /// Maps the platform's send error to what failover needs to know: was it ever sent?
+    fn classify(cause: &SendErrorCause) -> Outcome {
+        match cause {
+            SendErrorCause::DnsTimeout
+            | SendErrorCause::DnsError { .. }
+            | SendErrorCause::DestinationNotFound
+            | SendErrorCause::DestinationUnavailable
+            | SendErrorCause::DestinationIpUnroutable
+            | SendErrorCause::ConnectionRefused
+            | SendErrorCause::ConnectionLimitReached => Outcome::NotConnected,
+            _ => Outcome::Failed,
+        }
+    }
+
+    enum Health {
+        Up,
+        Down,
+        /// The down-mark expired and this request was elected to try the backend.
+        Probe,
+    }
+
+    fn health_key(backend: &str) -> CacheKey {
+        CacheKey::from(format!("fastgate/health/v1/{backend}"))
+    }
+
+    fn health_surrogate(backend: &str) -> String {
+        format!("fastgate-health-{backend}")
+    }
+
+    /// Reads the shared down-mark. Every request is a fresh Wasm instance, so the mark
+    /// lives in the platform cache. An expired (stale) mark elects exactly one request, the
+    /// one the cache hands the update obligation to, as the half-open probe.
+    fn health(backend: &str) -> Health {
+        if let Ok(b) = Backend::from_name(backend) {
+            if matches!(b.is_healthy(), Ok(BackendHealth::Unhealthy)) {
+                return Health::Down;
+            }
+        }
+        let Ok(tx) = Transaction::lookup(health_key(backend)).execute() else {
+            return Health::Up;
+        };
+        match tx.found() {
+            None => {
+                let _ = tx.cancel_insert_or_update();
+                Health::Up
+            }
+            Some(found) if !found.is_stale() => Health::Down,
+            Some(_) if tx.must_insert_or_update() => {
+                // Hold the mark for the probe's duration so others keep skipping.
+                let _ = tx
+                    .insert(PROBE_WINDOW)
+                    .stale_while_revalidate(MARK_LINGER)
+                    .surrogate_keys([health_surrogate(backend).as_str()])
+                    .execute()
+                    .map(|body| body.finish());
+                Health::Probe
+            }
+            Some(_) => Health::Down,
+        }
+    }
+
+    fn was_marked(backend: &str) -> bool {
+        matches!(cache::lookup(health_key(backend)).execute(), Ok(Some(_)))
+    }
+
+    fn mark_down(backend: &str, down_for: Duration) {
+        let _ = cache::insert(health_key(backend), down_for)
+            .stale_while_revalidate(MARK_LINGER)
+            .surrogate_keys([health_surrogate(backend).as_str()])
+            .execute()
+            .map(|body| body.finish());
+        log_event("backend_marked_down", backend);
+    }
+
+    fn clear_mark(backend: &str) {
+        let _ = fastly::http::purge::purge_surrogate_key(&health_surrogate(backend));
+        log_event("backend_readmitted", backend);
     }
 
     fn problem_response(p: &Problem) -> Response {
@@ -108,17 +294,24 @@ mod edge {
             .with_body(p.to_json())
     }
 
+    fn log_event(event: &str, detail: &str) {
+        let line = serde_json::json!({ "event": event, "detail": detail });
+        println!("{line}");
+    }
+
     /// One JSON line per request on stdout (Viceroy prints it; on Fastly, stdout is the
     /// service's log stream). Never a token or a secret.
     #[derive(serde::Serialize)]
     struct LogLine<'a> {
         request_id: &'a str,
+        method: String,
         client_ip: Option<std::net::IpAddr>,
         country: Option<&'a str>,
         continent: Option<&'a str>,
-        route: Option<String>,
+        route: Option<&'a str>,
         geo_level: Option<&'static str>,
         backend: Option<String>,
+        attempts: Vec<String>,
         status: u16,
     }
 }

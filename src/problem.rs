@@ -19,6 +19,7 @@ pub struct Problem {
 /// The kinds of error the edge answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
+    BadRequest,
     NotFound,
     MethodNotAllowed,
     BadGateway,
@@ -28,6 +29,7 @@ pub enum ProblemKind {
 impl ProblemKind {
     fn parts(self) -> (&'static str, &'static str, u16) {
         match self {
+            ProblemKind::BadRequest => ("bad-request", "Bad Request", 400),
             ProblemKind::NotFound => ("not-found", "Not Found", 404),
             ProblemKind::MethodNotAllowed => ("method-not-allowed", "Method Not Allowed", 405),
             ProblemKind::BadGateway => ("bad-gateway", "Bad Gateway", 502),

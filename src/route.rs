@@ -1,9 +1,17 @@
 //! The route table: which configured route a request belongs to. First match wins, so
 //! specific routes go before broad ones, as in Envoy's route lists.
+//!
+//! A route matches on method(s) and path (exact, prefix, or a template such as
+//! `/api/user/{id}`), and optionally on the `Host` and on header values. The table is
+//! compiled once at config load; a route that an earlier one fully shadows is a config error.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// How a route matches a path.
+use crate::rewrite::{Redirect, Rewrite, RewriteSpec};
+
+/// How a route matches a path, as written in the config.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PathMatch {
@@ -11,52 +19,73 @@ pub enum PathMatch {
     Exact(String),
     /// The path starts with this.
     Prefix(String),
+    /// Segments match literally, except `{name}`, which matches one non-empty segment.
+    Template(String),
+    /// A regular expression over the whole normalised path (anchor it yourself).
+    Regex(String),
 }
 
+/// A route as written in the config.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct Route {
+pub struct RouteSpec {
     /// Stable identifier used in logs and metrics.
     pub id: String,
     /// Allowed methods; empty means any method.
     #[serde(default)]
     pub methods: Vec<String>,
     pub path: PathMatch,
-    /// Overrides the geo map's backend list for this route.
+    /// Only requests whose `Host` (port ignored, case-insensitive) equals this.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Only requests carrying each of these headers with exactly this value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Overrides the geo map's backend list for this route, most preferred first.
     #[serde(default)]
     pub backends: Option<Vec<String>>,
+    #[serde(default)]
+    pub rewrite: Option<RewriteSpec>,
+    /// Answer with a redirect to the (rewritten) path instead of forwarding.
+    #[serde(default)]
+    pub redirect: Option<Redirect>,
 }
 
-impl Route {
-    /// Checks the route's own fields; returns the sub-field at fault and why.
-    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.id.is_empty() {
-            return Err(("id", "must not be empty".into()));
-        }
-        let pattern = match &self.path {
-            PathMatch::Exact(p) | PathMatch::Prefix(p) => p,
-        };
-        if !pattern.starts_with('/') {
-            return Err(("path", format!("`{pattern}` must start with `/`")));
-        }
-        for m in &self.methods {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(("methods", format!("`{m}` is not an upper-case HTTP method")));
-            }
-        }
-        Ok(())
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param,
+}
 
-    fn path_matches(&self, path: &str) -> bool {
-        match &self.path {
-            PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-        }
-    }
+#[derive(Debug, Clone)]
+enum Matcher {
+    Exact(String),
+    Prefix(String),
+    Template(Vec<Segment>),
+    Regex(regex_lite::Regex),
+}
 
-    fn method_matches(&self, method: &str) -> bool {
-        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
-    }
+/// A compiled route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: String,
+    methods: Vec<String>,
+    matcher: Matcher,
+    host: Option<String>,
+    headers: Vec<(String, String)>,
+    pub backends: Option<Vec<String>>,
+    pub rewrite: Option<Rewrite>,
+    pub redirect: Option<Redirect>,
+}
+
+/// What routing looks at in a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInput<'a> {
+    pub method: &'a str,
+    /// Already normalised (see [`crate::path::normalize`]).
+    pub path: &'a str,
+    pub host: Option<&'a str>,
+    pub headers: &'a [(&'a str, &'a str)],
 }
 
 /// Why no route was chosen. A path that exists for other methods is a 405, not a 404.
@@ -66,12 +95,207 @@ pub enum NoRoute {
     MethodNotAllowed,
 }
 
-/// Returns the first route matching `method` and `path`.
-pub fn match_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Result<&'a Route, NoRoute> {
+/// A route's own field error: the sub-field at fault and why.
+pub type FieldError = (String, String);
+
+impl RouteSpec {
+    /// Validates and compiles the route.
+    pub fn compile(&self) -> Result<Route, FieldError> {
+        let err = |field: &str, reason: String| Err((field.to_owned(), reason));
+        if self.id.is_empty() {
+            return err("id", "must not be empty".into());
+        }
+        for m in &self.methods {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+                return err("methods", format!("`{m}` is not an upper-case HTTP method"));
+            }
+        }
+        let matcher = match &self.path {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::Template(p)
+                if !p.starts_with('/') =>
+            {
+                return err("path", format!("`{p}` must start with `/`"));
+            }
+            PathMatch::Exact(p) => Matcher::Exact(p.clone()),
+            PathMatch::Prefix(p) => Matcher::Prefix(p.clone()),
+            PathMatch::Template(t) => {
+                Matcher::Template(compile_template(t).map_err(|r| ("path.template".to_owned(), r))?)
+            }
+            PathMatch::Regex(r) => Matcher::Regex(
+                regex_lite::Regex::new(r).map_err(|e| ("path.regex".to_owned(), e.to_string()))?,
+            ),
+        };
+        let rewrite = self
+            .rewrite
+            .as_ref()
+            .map(RewriteSpec::compile)
+            .transpose()
+            .map_err(|(f, r)| (format!("rewrite.{f}"), r))?;
+        if let Some(redirect) = &self.redirect {
+            redirect
+                .validate()
+                .map_err(|r| ("redirect.status".to_owned(), r))?;
+        }
+        Ok(Route {
+            id: self.id.clone(),
+            methods: self.methods.clone(),
+            matcher,
+            host: self.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            backends: self.backends.clone(),
+            rewrite,
+            redirect: self.redirect.clone(),
+        })
+    }
+}
+
+fn compile_template(t: &str) -> Result<Vec<Segment>, String> {
+    let mut names = Vec::new();
+    t.split('/')
+        .skip(1)
+        .map(|seg| {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(format!("`{{{name}}}` is not a valid parameter name"));
+                }
+                if names.contains(&name) {
+                    return Err(format!("parameter `{name}` appears twice"));
+                }
+                names.push(name);
+                Ok(Segment::Param)
+            } else if seg.contains(['{', '}']) {
+                Err(format!("segment `{seg}` mixes text and a parameter"))
+            } else {
+                Ok(Segment::Literal(seg.to_owned()))
+            }
+        })
+        .collect()
+}
+
+impl Route {
+    fn path_matches(&self, path: &str) -> bool {
+        match &self.matcher {
+            Matcher::Exact(p) => path == p,
+            Matcher::Prefix(p) => path.starts_with(p.as_str()),
+            Matcher::Regex(re) => re.is_match(path),
+            Matcher::Template(segments) => {
+                let mut parts = path.split('/').skip(1);
+                segments.iter().all(|seg| match (seg, parts.next()) {
+                    (Segment::Literal(l), Some(p)) => l == p,
+                    (Segment::Param, Some(p)) => !p.is_empty(),
+                    (_, None) => false,
+                }) && parts.next().is_none()
+            }
+        }
+    }
+
+    fn method_matches(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
+    }
+
+    fn predicates_match(&self, input: &RouteInput<'_>) -> bool {
+        let host_ok = self.host.as_ref().is_none_or(|want| {
+            input
+                .host
+                .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
+                .is_some_and(|h| h.eq_ignore_ascii_case(want))
+        });
+        host_ok
+            && self.headers.iter().all(|(name, want)| {
+                input
+                    .headers
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == want)
+            })
+    }
+
+    fn is_unconditional(&self) -> bool {
+        self.host.is_none() && self.headers.is_empty()
+    }
+
+    /// True when every request `later` could match is matched by `self` first.
+    fn shadows(&self, later: &Route) -> bool {
+        let methods_cover = self.methods.is_empty()
+            || (!later.methods.is_empty()
+                && later.methods.iter().all(|m| self.methods.contains(m)));
+        let path_covers = match (&self.matcher, &later.matcher) {
+            (Matcher::Exact(a), Matcher::Exact(b)) => a == b,
+            (Matcher::Prefix(a), Matcher::Exact(b) | Matcher::Prefix(b)) => {
+                b.starts_with(a.as_str())
+            }
+            (Matcher::Prefix(a), Matcher::Template(segs)) => {
+                literal_prefix(segs).starts_with(a.as_str())
+            }
+            (Matcher::Template(_), Matcher::Exact(b)) => self.path_matches(b),
+            (Matcher::Template(a), Matcher::Template(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| matches!(x, Segment::Param) || x == y)
+            }
+            // A regex route never counts as shadowing or shadowed: undecidable in general.
+            _ => false,
+        };
+        self.is_unconditional() && methods_cover && path_covers
+    }
+}
+
+/// The literal text a template's paths always start with (up to the first parameter).
+fn literal_prefix(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for seg in segments {
+        match seg {
+            Segment::Literal(l) => {
+                out.push('/');
+                out.push_str(l);
+            }
+            Segment::Param => {
+                out.push('/');
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Compiles every route and rejects ones an earlier route makes unreachable.
+pub fn compile_table(specs: &[RouteSpec]) -> Result<Vec<Route>, FieldError> {
+    let mut table: Vec<Route> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let route = spec
+            .compile()
+            .map_err(|(f, r)| (format!("routes[{i}].{f}"), r))?;
+        if let Some((j, earlier)) = table.iter().enumerate().find(|(_, r)| r.id == route.id) {
+            return Err((
+                format!("routes[{i}].id"),
+                format!("duplicate of routes[{j}] (`{}`)", earlier.id),
+            ));
+        }
+        if let Some((j, earlier)) = table.iter().enumerate().find(|(_, r)| r.shadows(&route)) {
+            return Err((
+                format!("routes[{i}]"),
+                format!(
+                    "can never match: routes[{j}] (`{}`) matches all its requests first",
+                    earlier.id
+                ),
+            ));
+        }
+        table.push(route);
+    }
+    Ok(table)
+}
+
+/// Returns the first route matching the request.
+pub fn match_route<'a>(routes: &'a [Route], input: &RouteInput<'_>) -> Result<&'a Route, NoRoute> {
     let mut path_seen = false;
     for route in routes {
-        if route.path_matches(path) {
-            if route.method_matches(method) {
+        if route.path_matches(input.path) && route.predicates_match(input) {
+            if route.method_matches(input.method) {
                 return Ok(route);
             }
             path_seen = true;
@@ -87,25 +311,112 @@ pub fn match_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+
+    fn table(json: &str) -> Result<Vec<Route>, FieldError> {
+        let specs: Vec<RouteSpec> = serde_json::from_str(json).unwrap();
+        compile_table(&specs)
+    }
+
+    fn id(routes: &[Route], method: &str, path: &str) -> Result<String, NoRoute> {
+        id_with(routes, method, path, None, &[])
+    }
+
+    fn id_with(
+        routes: &[Route],
+        method: &str,
+        path: &str,
+        host: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<String, NoRoute> {
+        match_route(
+            routes,
+            &RouteInput {
+                method,
+                path,
+                host,
+                headers,
+            },
+        )
+        .map(|r| r.id.clone())
+    }
 
     #[test]
-    fn first_match_wins_and_methods_filter() {
-        let c = Config::embedded().unwrap();
-        assert_eq!(match_route(&c.routes, "GET", "/health").unwrap().id, "health");
-        assert_eq!(match_route(&c.routes, "POST", "/api/process").unwrap().id, "api");
+    fn first_match_wins_methods_filter_and_templates_bind_one_segment() {
+        let t = table(
+            r#"[{"id":"health","methods":["GET"],"path":{"exact":"/health"}},
+                {"id":"profile","methods":["GET"],"path":{"exact":"/api/user/profile"}},
+                {"id":"user","methods":["GET"],"path":{"template":"/api/user/{id}"}},
+                {"id":"api","path":{"prefix":"/api/"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(id(&t, "GET", "/health").unwrap(), "health");
+        assert_eq!(id(&t, "POST", "/health"), Err(NoRoute::MethodNotAllowed));
+        assert_eq!(id(&t, "GET", "/healthz"), Err(NoRoute::NotFound));
+        assert_eq!(id(&t, "GET", "/api/user/profile").unwrap(), "profile");
+        assert_eq!(id(&t, "GET", "/api/user/42").unwrap(), "user");
+        assert_eq!(id(&t, "GET", "/api/user/42/x").unwrap(), "api");
+        assert_eq!(id(&t, "GET", "/api/user/").unwrap(), "api");
+        assert_eq!(id(&t, "DELETE", "/api/user/42").unwrap(), "api");
+    }
+
+    #[test]
+    fn host_and_header_predicates() {
+        let t = table(
+            r#"[{"id":"beta","path":{"prefix":"/"},"headers":{"X-Beta":"1"}},
+                {"id":"admin","path":{"prefix":"/"},"host":"admin.example.com"},
+                {"id":"rest","path":{"prefix":"/"}}]"#,
+        )
+        .unwrap();
         assert_eq!(
-            match_route(&c.routes, "POST", "/health").unwrap_err(),
-            NoRoute::MethodNotAllowed
+            id_with(&t, "GET", "/x", None, &[("x-beta", "1")]).unwrap(),
+            "beta"
         );
         assert_eq!(
-            match_route(&c.routes, "GET", "/nowhere").unwrap_err(),
-            NoRoute::NotFound
+            id_with(&t, "GET", "/x", None, &[("x-beta", "2")]).unwrap(),
+            "rest"
         );
-        // `/healthz` must not ride on the exact `/health` route.
         assert_eq!(
-            match_route(&c.routes, "GET", "/healthz").unwrap_err(),
-            NoRoute::NotFound
+            id_with(&t, "GET", "/x", Some("Admin.Example.com:443"), &[]).unwrap(),
+            "admin"
         );
+        assert_eq!(
+            id_with(&t, "GET", "/x", Some("www.example.com"), &[]).unwrap(),
+            "rest"
+        );
+    }
+
+    #[test]
+    fn unreachable_routes_are_config_errors() {
+        let e =
+            table(r#"[{"id":"a","path":{"prefix":"/api/"}},{"id":"b","path":{"exact":"/api/x"}}]"#)
+                .unwrap_err();
+        assert_eq!(e.0, "routes[1]");
+        let e = table(r#"[{"id":"a","path":{"template":"/u/{id}"}},{"id":"b","methods":["GET"],"path":{"exact":"/u/7"}}]"#).unwrap_err();
+        assert_eq!(e.0, "routes[1]");
+        let e = table(
+            r#"[{"id":"a","path":{"prefix":"/u/"}},{"id":"b","path":{"template":"/u/{id}"}}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "routes[1]");
+        // Narrower methods or a predicate on the earlier route leave room: fine.
+        table(r#"[{"id":"a","methods":["GET"],"path":{"prefix":"/api/"}},{"id":"b","path":{"exact":"/api/x"}}]"#).unwrap();
+        table(r#"[{"id":"a","host":"x","path":{"prefix":"/api/"}},{"id":"b","path":{"exact":"/api/x"}}]"#).unwrap();
+        let e = table(r#"[{"id":"a","path":{"exact":"/a"}},{"id":"a","path":{"exact":"/b"}}]"#)
+            .unwrap_err();
+        assert_eq!(e.0, "routes[1].id");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let e = table(r#"[{"id":"a","path":{"template":"/u/{}"}}]"#).unwrap_err();
+        assert_eq!(e.0, "routes[0].path.template");
+        let e = table(r#"[{"id":"a","path":{"template":"/u/x{id}"}}]"#).unwrap_err();
+        assert_eq!(e.0, "routes[0].path.template");
+        let e = table(r#"[{"id":"a","path":{"regex":"(["}}]"#).unwrap_err();
+        assert_eq!(e.0, "routes[0].path.regex");
+        let e = table(r#"[{"id":"a","path":{"prefix":"api"}}]"#).unwrap_err();
+        assert_eq!(e.0, "routes[0].path");
+        let e = table(r#"[{"id":"a","methods":["get"],"path":{"prefix":"/"}}]"#).unwrap_err();
+        assert_eq!(e.0, "routes[0].methods");
     }
 }

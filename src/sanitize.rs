@@ -161,7 +161,13 @@ mod tests {
     #[test]
     fn rebuilds_forwarding_from_the_connection() {
         let edits = sanitize(["X-Forwarded-For"], None, &conn("192.0.2.7"));
-        let get = |n: &str| edits.set.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+        let get = |n: &str| {
+            edits
+                .set
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("x-forwarded-for"), Some("192.0.2.7"));
         assert_eq!(get("x-forwarded-proto"), Some("http"));
         assert_eq!(get("x-forwarded-host"), Some("api.example.com"));
@@ -170,9 +176,10 @@ mod tests {
             Some("for=192.0.2.7;proto=http;host=api.example.com")
         );
         let v6 = sanitize([], None, &conn("2001:db8::1"));
-        assert!(v6
-            .set
-            .contains(&("forwarded", "for=\"[2001:db8::1]\";proto=http;host=api.example.com".into())));
+        assert!(v6.set.contains(&(
+            "forwarded",
+            "for=\"[2001:db8::1]\";proto=http;host=api.example.com".into()
+        )));
     }
 
     #[test]
@@ -183,6 +190,12 @@ mod tests {
             host: Some("evil;for=1.2.3.4"),
         };
         let edits = sanitize([], None, &c);
-        assert_eq!(edits.set, vec![("forwarded", "proto=https".to_string()), ("x-forwarded-proto", "https".to_string())]);
+        assert_eq!(
+            edits.set,
+            vec![
+                ("forwarded", "proto=https".to_string()),
+                ("x-forwarded-proto", "https".to_string())
+            ]
+        );
     }
 }

@@ -27,7 +27,11 @@ fn every_mapped_location_reaches_its_origin_and_unmapped_uses_the_default() {
             .send()
             .unwrap();
         assert_eq!(resp.status(), 200, "127.0.0.{last} ({place})");
-        assert_eq!(header(&resp, "fastgate-origin"), Some(origin), "127.0.0.{last} ({place})");
+        assert_eq!(
+            header(&resp, "fastgate-origin"),
+            Some(origin),
+            "127.0.0.{last} ({place})"
+        );
         assert!(header(&resp, "x-request-id").is_some());
         let body: Value = resp.json().unwrap();
         assert_eq!(body, serde_json::json!({"status": "ok"}));
@@ -84,23 +88,37 @@ fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() 
         assert_eq!(seen["body"], body);
         let h = &seen["headers"];
         assert_eq!(h["content-type"], serde_json::json!(["application/json"]));
-        assert_eq!(h["authorization"], serde_json::json!(["Bearer abc.def.ghi"]));
+        assert_eq!(
+            h["authorization"],
+            serde_json::json!(["Bearer abc.def.ghi"])
+        );
         assert_eq!(h["x-custom"], serde_json::json!(["kept"]));
         assert_eq!(h["accept-language"], serde_json::json!(["de-DE"]));
         // Rebuilt from the real client address, never the client's claim.
         assert_eq!(h["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
         assert_eq!(h["x-forwarded-proto"], serde_json::json!(["http"]));
         let forwarded = h["forwarded"][0].as_str().unwrap();
-        assert!(forwarded.starts_with("for=127.0.0.1;proto=http"), "{forwarded}");
+        assert!(
+            forwarded.starts_with("for=127.0.0.1;proto=http"),
+            "{forwarded}"
+        );
         assert_ne!(h["x-forwarded-host"], serde_json::json!(["evil.example"]));
-        for gone in ["x-real-ip", "fastgate-identity", "x-fastgate-admin", "x-hop"] {
+        for gone in [
+            "x-real-ip",
+            "fastgate-identity",
+            "x-fastgate-admin",
+            "x-hop",
+        ] {
             assert!(h.get(gone).is_none(), "{gone} reached the origin: {h}");
         }
         assert_eq!(h["x-request-id"], serde_json::json!([request_id]));
     }
     // A GET keeps its query and an inbound, well-formed request id is reused end to end.
     let resp = client
-        .get(format!("{}/api/search?q=caf%C3%A9&page=2", stack.edge_url()))
+        .get(format!(
+            "{}/api/search?q=caf%C3%A9&page=2",
+            stack.edge_url()
+        ))
         .header("x-request-id", "trace-42")
         .send()
         .unwrap();
@@ -108,7 +126,10 @@ fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() 
     let seen: Value = resp.json().unwrap();
     assert_eq!(seen["method"], "GET");
     assert_eq!(seen["query"], "q=caf%C3%A9&page=2");
-    assert_eq!(seen["headers"]["x-request-id"], serde_json::json!(["trace-42"]));
+    assert_eq!(
+        seen["headers"]["x-request-id"],
+        serde_json::json!(["trace-42"])
+    );
 }
 
 #[test]
@@ -125,7 +146,10 @@ fn a_down_origin_gives_502_problem_json() {
             .send()
             .unwrap();
         assert_eq!(resp.status(), 502);
-        assert_eq!(header(&resp, "content-type"), Some("application/problem+json"));
+        assert_eq!(
+            header(&resp, "content-type"),
+            Some("application/problem+json")
+        );
         let id = header(&resp, "x-request-id").unwrap().to_owned();
         let p: Value = resp.json().unwrap();
         assert_eq!(p["status"], 502);
@@ -144,9 +168,15 @@ fn unknown_routes_and_methods_are_answered_at_the_edge() {
         ("origin_ap", dead_address()),
     ]);
     let client = client_from(1);
-    let resp = client.get(format!("{}/nope", stack.edge_url())).send().unwrap();
+    let resp = client
+        .get(format!("{}/nope", stack.edge_url()))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 404);
-    assert_eq!(header(&resp, "content-type"), Some("application/problem+json"));
+    assert_eq!(
+        header(&resp, "content-type"),
+        Some("application/problem+json")
+    );
     let resp = client
         .delete(format!("{}/health", stack.edge_url()))
         .send()

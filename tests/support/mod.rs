@@ -47,6 +47,15 @@ pub fn artifacts() -> &'static Artifacts {
 
 /// Starts a stack whose named backends point where `backends` says.
 pub fn start_stack(backends: Vec<(&str, Upstream)>) -> Stack {
+    start_stack_with(backends, None).0
+}
+
+/// Like [`start_stack`], with a gateway config served from the Config Store; returns the
+/// spec too, for [`Stack::restart_origin`].
+pub fn start_stack_with(
+    backends: Vec<(&str, Upstream)>,
+    config_override: Option<String>,
+) -> (Stack, StackSpec) {
     let a = artifacts();
     let data_dir = std::env::temp_dir().join(format!(
         "fastgate-e2e-data-{}-{}",
@@ -66,8 +75,90 @@ pub fn start_stack(backends: Vec<(&str, Upstream)>) -> Stack {
         data_dir,
         inherit_output: false,
         origin_env: Vec::new(),
+        config_override,
     };
-    Stack::start(&spec).expect("starting the stack")
+    let stack = Stack::start(&spec).expect("starting the stack");
+    (stack, spec)
+}
+
+/// The embedded gateway config, edited: how ops would derive an override.
+pub fn config_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(fastgate::config::EMBEDDED).unwrap();
+    edit(&mut v);
+    v.to_string()
+}
+
+/// Sends a request with a raw, un-normalised target (HTTP clients would resolve `..`
+/// themselves) and returns the status code and the whole response text.
+pub fn raw_request(addr: SocketAddr, method: &str, target: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    (status, text)
+}
+
+/// A peer that reads a request, records its request line, and hangs up without answering:
+/// an origin that died after receiving the request.
+pub struct BlackHole {
+    pub addr: SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = received.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                // Take in everything the client sends (the whole request), then hang up
+                // once it has gone quiet waiting for an answer.
+                conn.set_read_timeout(Some(Duration::from_millis(300))).ok();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8_lossy(&request);
+                if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
+                    lines.lock().unwrap().push(line.to_owned());
+                }
+                drop(conn);
+            }
+        });
+        BlackHole { addr, received }
+    }
+
+    /// How many received requests had this request line (e.g. `POST /api/process HTTP/1.1`).
+    pub fn count(&self, request_line: &str) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == request_line)
+            .count()
+    }
+
+    pub fn upstream(&self) -> Upstream {
+        Upstream::Address(self.addr)
+    }
 }
 
 /// The three named origins, each a real `fastgate-api` process.
@@ -98,16 +189,25 @@ pub fn client_from(last: u8) -> reqwest::blocking::Client {
 /// in the test harness, so no debug endpoint ships in the product.
 pub struct EchoServer {
     pub addr: SocketAddr,
+    /// `METHOD /path` of every request received.
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EchoServer {
     pub fn start() -> EchoServer {
+        Self::named("echo")
+    }
+
+    /// An echo server that answers with `Fastgate-Origin: <name>`, like a real origin.
+    pub fn named(name: &'static str) -> EchoServer {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = received.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -116,7 +216,25 @@ impl EchoServer {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let app = axum::Router::new().fallback(echo);
+                let app = axum::Router::new()
+                    .fallback(echo)
+                    .layer(axum::middleware::from_fn(
+                        move |req: axum::extract::Request, next: axum::middleware::Next| {
+                            seen.lock().unwrap().push(format!(
+                                "{} {}",
+                                req.method(),
+                                req.uri().path()
+                            ));
+                            async move {
+                                let mut resp = next.run(req).await;
+                                resp.headers_mut().insert(
+                                    "fastgate-origin",
+                                    axum::http::HeaderValue::from_static(name),
+                                );
+                                resp
+                            }
+                        },
+                    ));
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
@@ -127,6 +245,7 @@ impl EchoServer {
         });
         EchoServer {
             addr,
+            received,
             shutdown: Some(tx),
             thread: Some(thread),
         }
@@ -134,6 +253,19 @@ impl EchoServer {
 
     pub fn upstream(&self) -> Upstream {
         Upstream::Address(self.addr)
+    }
+
+    /// How many requests arrived with this method, on any path under `path_prefix`.
+    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l.split_once(' ')
+                    .is_some_and(|(m, p)| m == method && p.starts_with(path_prefix))
+            })
+            .count()
     }
 }
 
@@ -148,7 +280,12 @@ impl Drop for EchoServer {
     }
 }
 
-async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Json<serde_json::Value> {
+async fn echo(
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Json<serde_json::Value> {
     let mut h = serde_json::Map::new();
     for (name, value) in &headers {
         let v = String::from_utf8_lossy(value.as_bytes()).into_owned();

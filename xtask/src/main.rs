@@ -3,6 +3,7 @@
 //! - `serve`: install what is missing, build, and run three origins plus Viceroy on the
 //!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM.
 //! - `test`: formatting, clippy (native and Wasm), unit tests and end-to-end tests.
+//! - `config check <file>`: validate a gateway config before pushing it to the Config Store.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +13,16 @@ use anyhow::{bail, Result};
 use xtask::stack::{Stack, StackSpec, Upstream};
 use xtask::{build, tools, workspace_root};
 
-const USAGE: &str = "usage: cargo xtask <serve|test>";
+const USAGE: &str = "usage: cargo xtask <serve | test [cargo test args] | config check <file>>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(),
         Some("test") => test(&args[1..]),
+        Some("config") if args.get(1).map(String::as_str) == Some("check") && args.len() == 3 => {
+            config_check(&args[2])
+        }
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -36,7 +40,11 @@ fn serve() -> Result<()> {
     let viceroy = tools::ensure_viceroy()?;
     let origin_bin = build::origin_binary(&root, &target)?;
     let wasm = build::edge_wasm(&root, &target)?;
-    let backends = [("origin_us", 7801), ("origin_eu", 7802), ("origin_ap", 7803)];
+    let backends = [
+        ("origin_us", 7801),
+        ("origin_eu", 7802),
+        ("origin_ap", 7803),
+    ];
     let spec = StackSpec {
         wasm,
         origin_bin,
@@ -50,6 +58,7 @@ fn serve() -> Result<()> {
         data_dir: root.join("data"),
         inherit_output: true,
         origin_env: Vec::new(),
+        config_override: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -64,7 +73,10 @@ fn serve() -> Result<()> {
         }
     }
     println!("  data directory  {}", spec.data_dir.display());
-    println!("Try: curl -i {}/health   (Ctrl-C stops everything)", stack.edge_url());
+    println!(
+        "Try: curl -i {}/health   (Ctrl-C stops everything)",
+        stack.edge_url()
+    );
     let exited = stack.supervise(|| stop.load(Ordering::SeqCst));
     drop(stack);
     match exited {
@@ -73,6 +85,25 @@ fn serve() -> Result<()> {
             println!("xtask: stopped");
             Ok(())
         }
+    }
+}
+
+/// Validates a config exactly as the edge will at load, so ops see the error (naming the
+/// field) before the push rather than in the edge's logs after it.
+fn config_check(file: &str) -> Result<()> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    match fastgate::config::Config::parse(&text) {
+        Ok(config) => {
+            println!(
+                "{file}: ok (version {}, hash {}, {} routes, {} backends)",
+                config.version,
+                config.hash,
+                config.routes.len(),
+                config.backends.len()
+            );
+            Ok(())
+        }
+        Err(e) => bail!("{file}: invalid: {e}"),
     }
 }
 

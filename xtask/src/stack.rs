@@ -43,6 +43,9 @@ pub struct StackSpec {
     pub inherit_output: bool,
     /// Extra environment for the origin processes.
     pub origin_env: Vec<(String, String)>,
+    /// A gateway config to serve from the `fastgate_config` Config Store (key `config`),
+    /// as ops would push it; `None` keeps the base manifest's store.
+    pub config_override: Option<String>,
 }
 
 struct Proc {
@@ -105,7 +108,21 @@ impl Stack {
                 .with_context(|| format!("origin {name} did not become ready"))?;
         }
         let manifest = stack.run_dir.join("fastly.toml");
-        write_manifest(&spec.base_manifest, &manifest, &addresses)?;
+        let store_file = match &spec.config_override {
+            Some(json) => {
+                let path = stack.run_dir.join("config-store.json");
+                let entries = serde_json::json!({ "config": json });
+                std::fs::write(&path, entries.to_string())?;
+                Some(path)
+            }
+            None => None,
+        };
+        write_manifest(
+            &spec.base_manifest,
+            &manifest,
+            &addresses,
+            store_file.as_deref(),
+        )?;
         let mut cmd = Command::new(&spec.viceroy);
         cmd.arg("serve")
             .arg("--addr")
@@ -114,7 +131,12 @@ impl Stack {
             .arg(&manifest)
             .arg(&spec.wasm);
         let mut viceroy = stack.spawn("viceroy", cmd, spec.inherit_output)?;
-        let ready = wait_http(stack.edge, "/__fastgate/ready", &mut viceroy, Duration::from_secs(120));
+        let ready = wait_http(
+            stack.edge,
+            "/__fastgate/ready",
+            &mut viceroy,
+            Duration::from_secs(120),
+        );
         stack.viceroy = Some(viceroy);
         ready.context("viceroy did not become ready")?;
         Ok(stack)
@@ -164,6 +186,21 @@ impl Stack {
     /// A running origin's address, to talk to it directly.
     pub fn origin_addr(&self, name: &str) -> Option<SocketAddr> {
         self.origins.get(name).map(|(addr, _)| *addr)
+    }
+
+    /// Starts a killed origin again on the same address and waits until it is ready.
+    pub fn restart_origin(&mut self, spec: &StackSpec, name: &str) -> Result<()> {
+        let addr = self
+            .origin_addr(name)
+            .with_context(|| format!("no origin named {name}"))?;
+        let mut proc = self.spawn_origin(spec, name, addr)?;
+        wait_http(addr, "/health", &mut proc, Duration::from_secs(60))?;
+        if let Some((_, old)) = self.origins.insert(name.to_owned(), (addr, proc)) {
+            let mut old = old;
+            let _ = old.child.kill();
+            let _ = old.child.wait();
+        }
+        Ok(())
     }
 
     /// Kills one origin (to simulate an outage) and waits until it is gone.
@@ -235,14 +272,16 @@ impl Drop for Stack {
     }
 }
 
-/// Writes `base` with every named backend's URL replaced by `addresses`.
+/// Writes `base` with every named backend's URL replaced by `addresses`, and the config
+/// store pointed at `store_file` when given.
 fn write_manifest(
     base: &Path,
     out: &Path,
     addresses: &BTreeMap<String, SocketAddr>,
+    store_file: Option<&Path>,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(base)
-        .with_context(|| format!("reading {}", base.display()))?;
+    let text =
+        std::fs::read_to_string(base).with_context(|| format!("reading {}", base.display()))?;
     let mut doc: toml::Table = text.parse()?;
     let backends = doc
         .get_mut("local_server")
@@ -257,6 +296,24 @@ fn write_manifest(
         let mut backend = toml::Table::new();
         backend.insert("url".into(), toml::Value::String(format!("http://{addr}/")));
         backends.insert(name.clone(), toml::Value::Table(backend));
+    }
+    if let Some(file) = store_file {
+        let mut store = toml::Table::new();
+        store.insert("format".into(), toml::Value::String("json".into()));
+        store.insert(
+            "file".into(),
+            toml::Value::String(file.display().to_string()),
+        );
+        let local = doc
+            .get_mut("local_server")
+            .and_then(|v| v.as_table_mut())
+            .context("manifest has no [local_server]")?;
+        let stores = local
+            .entry("config_stores")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .context("[local_server.config_stores] is not a table")?;
+        stores.insert("fastgate_config".into(), toml::Value::Table(store));
     }
     std::fs::write(out, toml::to_string(&doc)?)?;
     Ok(())

@@ -1,43 +1,110 @@
-//! The origin as a library: `build` wires settings, database and routes into an axum
-//! `Router`, so integration tests drive exactly what the binary serves.
+//! The origin as a library: `build` wires settings, database, keys, storage, the worker and
+//! routes into an axum `Router`, so integration tests drive exactly what the binary serves.
 
+pub mod auth;
+pub mod cache;
+pub mod clock;
+pub mod config;
 pub mod db;
-pub mod routes;
+pub mod email;
+pub mod error;
+pub mod flags;
+pub mod http;
+pub mod json;
+pub mod pipeline;
+pub mod repo;
+pub mod search;
 pub mod telemetry;
+pub mod text;
+pub mod validation;
 
-use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
+use tokio::sync::Notify;
 use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use config::Settings;
 
 /// The header that names which origin answered; the edge's geo routing is observable by it.
 pub const ORIGIN_HEADER: HeaderName = HeaderName::from_static("fastgate-origin");
 
-/// Everything the origin needs to start, resolved from CLI flags and the environment.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub name: String,
-    pub data_dir: PathBuf,
-    pub database_url: Option<String>,
-}
+/// Entries kept in the per-process payload cache before it is cleared.
+const CACHE_CAPACITY: usize = 10_000;
 
 /// Shared state handed to every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub name: String,
     pub db: db::Db,
+    pub tokens: Arc<auth::Tokens>,
+    pub dummy_hash: Arc<str>,
+    pub blobs: pipeline::storage::Blobs,
+    pub new_schema_default: bool,
+    /// Wakes this process's worker when it enqueues a job.
+    pub wake: Arc<Notify>,
+    pub cache: Arc<cache::PayloadCache>,
+    /// The reference's `api_call` metric.
+    pub api_calls: Arc<AtomicU64>,
 }
 
-/// Opens the database (running migrations) and returns the ready-to-serve router.
-pub async fn build(settings: Settings) -> anyhow::Result<axum::Router> {
-    let origin = HeaderValue::from_str(&settings.name)
-        .map_err(|_| anyhow::anyhow!("--name must be a valid header value"))?;
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("--name must be a valid header value")]
+    Name,
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("JWT keys: {0}")]
+    Keys(#[from] auth::keys::KeyError),
+    #[error("object storage: {0}")]
+    Storage(#[from] pipeline::storage::StorageError),
+    #[error("password hashing: {0}")]
+    Password(#[from] auth::password::PasswordError),
+}
+
+/// Opens the database (running migrations), loads keys, starts the worker (unless disabled)
+/// and returns the ready-to-serve router.
+pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
+    let origin = HeaderValue::from_str(&settings.name).map_err(|_| BuildError::Name)?;
     let db = db::Db::connect(&settings).await?;
-    let state = AppState {
-        name: settings.name,
-        db,
+    let tokens = {
+        let jwt = settings.jwt.clone();
+        tokio::task::spawn_blocking(move || auth::Tokens::new(jwt))
+            .await
+            .map_err(|e| BuildError::Password(e.into()))??
     };
-    Ok(routes::router(state).layer(SetResponseHeaderLayer::overriding(ORIGIN_HEADER, origin)))
+    let blobs =
+        pipeline::storage::Blobs::open(&settings.data_dir, settings.object_store_url.as_deref())?;
+    let state = AppState {
+        name: settings.name.clone(),
+        db: db.clone(),
+        tokens: Arc::new(tokens),
+        dummy_hash: auth::password::dummy_hash().await?,
+        blobs: blobs.clone(),
+        new_schema_default: settings.new_schema_default,
+        wake: Arc::new(Notify::new()),
+        cache: Arc::new(cache::PayloadCache::new(CACHE_CAPACITY)),
+        api_calls: Arc::new(AtomicU64::new(0)),
+    };
+    if settings.worker_enabled {
+        let worker = pipeline::worker::Worker {
+            db,
+            blobs,
+            owner: format!(
+                "{}-{}-{}",
+                settings.name,
+                std::process::id(),
+                uuid::Uuid::new_v4()
+            ),
+            lease: settings.job_lease,
+            poll: settings.worker_poll,
+            wake: state.wake.clone(),
+        };
+        tokio::spawn(worker.run());
+    }
+    Ok(http::router(state, &settings.allowed_origins)
+        .layer(SetResponseHeaderLayer::overriding(ORIGIN_HEADER, origin)))
 }
 
 /// Resolves on Ctrl-C or SIGTERM so in-flight requests finish before exit.
@@ -47,8 +114,7 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }

@@ -27,11 +27,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     fastgate_api::telemetry::init();
     let cli = Cli::parse();
-    let settings = fastgate_api::Settings {
-        name: cli.name,
-        data_dir: cli.data_dir,
-        database_url: cli.database_url,
-    };
+    let settings = fastgate_api::Settings::from_env(cli.name, cli.data_dir, cli.database_url)?;
     let app = fastgate_api::build(settings).await?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

@@ -1,0 +1,99 @@
+//! The reference's work endpoints: process (cache + insert + metric), uploads into the
+//! durable pipeline, the caller's summaries, and retrieval over stored documents.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::http::body;
+use crate::http::models::*;
+use crate::{clock, search, AppState};
+
+#[utoipa::path(post, path = "/api/process", request_body = ProcessIn, security(("bearer" = [])),
+    responses((status = 200, body = StatusOut), (status = 401, body = DetailOut), (status = 422)))]
+pub async fn process(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<StatusOut>, ApiError> {
+    let input = body::read(&headers, &bytes)?;
+    auth::current_user(&st.tokens, &headers)?;
+    let req = ProcessIn::validate(&input)?;
+    st.cache
+        .put(format!("cache:{}", req.id), req.payload.to_compact());
+    st.db.insert_item(&req.dump_json()).await?;
+    st.api_calls.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(StatusOut { status: "ok" }))
+}
+
+#[utoipa::path(post, path = "/api/uploads", request_body = UploadIn, security(("bearer" = [])),
+    responses((status = 202, body = UploadOut), (status = 401, body = DetailOut), (status = 422)))]
+pub async fn upload(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let input = body::read(&headers, &bytes)?;
+    let user = auth::current_user(&st.tokens, &headers)?;
+    let req = UploadIn::validate(&input)?;
+    let key = format!("uploads/{}", uuid::Uuid::new_v4());
+    // Content first, then the job: a job never points at content that is not stored.
+    st.blobs.put(&key, req.content.into_bytes()).await?;
+    st.db
+        .enqueue_summarize(&key, &user.sub, &clock::iso_now())
+        .await?;
+    st.wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(UploadOut {
+            status: "processing",
+            key,
+        }),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/summaries", security(("bearer" = [])),
+    responses((status = 200, body = [SummaryOut]), (status = 401, body = DetailOut)))]
+pub async fn summaries(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SummaryOut>>, ApiError> {
+    let user = auth::current_user(&st.tokens, &headers)?;
+    let rows = st.db.summaries_for(&user.sub).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| SummaryOut {
+                key: r.key,
+                summary: r.summary,
+                created_at: r.created_at,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/query", request_body = QueryIn, security(("bearer" = [])),
+    responses((status = 200, body = AnswerOut), (status = 401, body = DetailOut), (status = 422)))]
+pub async fn query(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<AnswerOut>, ApiError> {
+    let input = body::read(&headers, &bytes)?;
+    auth::current_user(&st.tokens, &headers)?;
+    let req = QueryIn::validate(&input)?;
+    let docs = st.db.document_texts().await?;
+    let answer = tokio::task::spawn_blocking(move || search::answer(&req.query, &docs))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(AnswerOut {
+        answer: answer.answer,
+        sources: answer.sources,
+    }))
+}

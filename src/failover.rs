@@ -1,0 +1,95 @@
+//! Failover policy: which backends to try, in what order, and whether a failed attempt may
+//! be retried on the next one.
+//!
+//! The rule for retries follows RFC 9110 §9.2.2: an idempotent request may be repeated after
+//! any failure; a non-idempotent one (POST, PATCH) only when it provably never reached the
+//! origin, i.e. the connection was never established. A 502/503/504 answer counts as a
+//! failure for idempotent methods only.
+
+/// How one attempt ended, as far as the platform can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The origin answered with this status.
+    Answered(u16),
+    /// No connection was made (refused, DNS, unroutable): the request was never sent.
+    NotConnected,
+    /// The attempt failed after the request may have been sent (reset, timeout, garbled
+    /// response), or the platform did not say which.
+    Failed,
+}
+
+impl Outcome {
+    /// True when the backend should be marked down for later requests.
+    pub fn is_backend_failure(self) -> bool {
+        match self {
+            Outcome::Answered(status) => matches!(status, 502..=504),
+            Outcome::NotConnected | Outcome::Failed => true,
+        }
+    }
+}
+
+/// Methods RFC 9110 §9.2.2 defines as idempotent.
+pub fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
+}
+
+/// Whether the next backend may be tried after `outcome`.
+pub fn may_retry(method: &str, outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Answered(status) => matches!(status, 502..=504) && is_idempotent(method),
+        Outcome::NotConnected => true,
+        Outcome::Failed => is_idempotent(method),
+    }
+}
+
+/// Orders the candidates: backends believed healthy keep their preference order; backends
+/// marked down go last, so they are tried only when every healthy one has failed (better a
+/// long shot than a certain 502). At most `max_attempts` are returned.
+pub fn order(
+    preferred: &[String],
+    mut is_down: impl FnMut(&str) -> bool,
+    max_attempts: u8,
+) -> Vec<String> {
+    let (up, down): (Vec<&String>, Vec<&String>) = preferred.iter().partition(|b| !is_down(b));
+    up.into_iter()
+        .chain(down)
+        .take(usize::from(max_attempts))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_is_retried_only_when_never_sent() {
+        assert!(may_retry("POST", Outcome::NotConnected));
+        assert!(!may_retry("POST", Outcome::Failed));
+        assert!(!may_retry("POST", Outcome::Answered(503)));
+        assert!(!may_retry("PATCH", Outcome::Failed));
+        assert!(may_retry("GET", Outcome::Failed));
+        assert!(may_retry("PUT", Outcome::Answered(502)));
+        assert!(!may_retry("GET", Outcome::Answered(500)));
+        assert!(!may_retry("GET", Outcome::Answered(404)));
+    }
+
+    #[test]
+    fn down_backends_go_last_and_attempts_are_bounded() {
+        let list: Vec<String> = ["eu", "us", "ap"].map(String::from).to_vec();
+        assert_eq!(order(&list, |b| b == "eu", 3), ["us", "ap", "eu"]);
+        assert_eq!(order(&list, |_| false, 2), ["eu", "us"]);
+        assert_eq!(order(&list, |_| true, 3), ["eu", "us", "ap"]);
+    }
+
+    #[test]
+    fn failures_that_mark_a_backend_down() {
+        assert!(Outcome::Answered(503).is_backend_failure());
+        assert!(!Outcome::Answered(500).is_backend_failure());
+        assert!(!Outcome::Answered(200).is_backend_failure());
+        assert!(Outcome::Failed.is_backend_failure());
+    }
+}
