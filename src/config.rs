@@ -47,6 +47,8 @@ pub struct Failover {
     pub deadline_ms: u64,
     /// How long a failed backend is skipped by later requests before a probe re-admits it.
     pub down_for_s: u32,
+    /// Default time one attempt may wait for the response headers (routes may override).
+    pub attempt_timeout_ms: u64,
 }
 
 impl Default for Failover {
@@ -55,6 +57,7 @@ impl Default for Failover {
             max_attempts: 3,
             deadline_ms: 15_000,
             down_for_s: 10,
+            attempt_timeout_ms: 10_000,
         }
     }
 }
@@ -226,10 +229,16 @@ impl ConfigFile {
             }
         }
         let f = &self.failover;
-        if f.max_attempts == 0 || f.deadline_ms == 0 || f.down_for_s == 0 {
+        if f.max_attempts == 0
+            || f.deadline_ms == 0
+            || f.down_for_s == 0
+            || f.attempt_timeout_ms == 0
+        {
             return Err(ConfigError::Invalid {
                 field: "failover".into(),
-                reason: "max_attempts, deadline_ms and down_for_s must be positive".into(),
+                reason:
+                    "max_attempts, deadline_ms, down_for_s and attempt_timeout_ms must be positive"
+                        .into(),
             });
         }
         Ok(())

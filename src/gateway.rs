@@ -52,6 +52,8 @@ pub struct Forward {
     pub path: String,
     pub query: Option<String>,
     pub failover: Failover,
+    /// How long one attempt may wait for response headers.
+    pub attempt_timeout_ms: u64,
 }
 
 /// The outcome of the request phases.
@@ -169,6 +171,9 @@ impl Gateway {
             path,
             query,
             failover: self.config.failover.clone(),
+            attempt_timeout_ms: route
+                .timeout_ms
+                .unwrap_or(self.config.failover.attempt_timeout_ms),
         }))
     }
 }

@@ -183,11 +183,20 @@ mod edge {
                 (_, None) => break,
             };
             log.attempts.push(backend.clone());
-            let (outcome, resp) = match attempt.send(backend.as_str()) {
+            let budget = deadline.saturating_duration_since(Instant::now());
+            let timeout = Duration::from_millis(forward.attempt_timeout_ms).min(budget);
+            let (outcome, resp) = match send_with_timeout(attempt, backend, timeout) {
                 Ok(resp) => (Outcome::Answered(resp.get_status().as_u16()), Some(resp)),
-                Err(e) => {
+                Err(AttemptError::Send(e)) => {
                     log_event("backend_error", &format!("{backend}: {}", e.root_cause()));
                     (classify(e.root_cause()), None)
+                }
+                Err(AttemptError::TimedOut) => {
+                    log_event(
+                        "backend_timeout",
+                        &format!("{backend}: no response in {timeout:?}"),
+                    );
+                    (Outcome::Failed, None)
                 }
             };
             if outcome.is_backend_failure() {
@@ -206,6 +215,36 @@ mod edge {
             }
         }
         problem_response(&gateway::bad_gateway(request_id, &log.attempts))
+    }
+
+    enum AttemptError {
+        Send(fastly::http::request::SendError),
+        TimedOut,
+    }
+
+    /// Sends and waits for the response headers at most `timeout`. The SDK has no timed
+    /// wait, so poll with a short, growing sleep (the sleep costs no CPU time); an abandoned
+    /// request is dropped, which cancels it.
+    fn send_with_timeout(
+        req: Request,
+        backend: &str,
+        timeout: Duration,
+    ) -> Result<Response, AttemptError> {
+        use fastly::http::request::PollResult;
+        let started = Instant::now();
+        let mut pending = req.send_async(backend).map_err(AttemptError::Send)?;
+        let mut nap = Duration::from_micros(250);
+        loop {
+            match pending.poll() {
+                PollResult::Done(result) => return result.map_err(AttemptError::Send),
+                PollResult::Pending(p) => pending = p,
+            }
+            if started.elapsed() >= timeout {
+                return Err(AttemptError::TimedOut);
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(5));
+        }
     }
 
     /// Maps the platform's send error to what failover needs to know: was it ever sent?

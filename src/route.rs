@@ -49,6 +49,9 @@ pub struct RouteSpec {
     /// Answer with a redirect to the (rewritten) path instead of forwarding.
     #[serde(default)]
     pub redirect: Option<Redirect>,
+    /// How long one attempt may wait for response headers; default `failover.attempt_timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,7 @@ pub struct Route {
     pub backends: Option<Vec<String>>,
     pub rewrite: Option<Rewrite>,
     pub redirect: Option<Redirect>,
+    pub timeout_ms: Option<u64>,
 }
 
 /// What routing looks at in a request.
@@ -131,6 +135,9 @@ impl RouteSpec {
             .map(RewriteSpec::compile)
             .transpose()
             .map_err(|(f, r)| (format!("rewrite.{f}"), r))?;
+        if self.timeout_ms == Some(0) {
+            return err("timeout_ms", "must be positive".into());
+        }
         if let Some(redirect) = &self.redirect {
             redirect
                 .validate()
@@ -149,6 +156,7 @@ impl RouteSpec {
             backends: self.backends.clone(),
             rewrite,
             redirect: self.redirect.clone(),
+            timeout_ms: self.timeout_ms,
         })
     }
 }

@@ -295,3 +295,47 @@ fn one_half_open_probe_readmits_a_recovered_origin() {
     );
     assert_eq!(attempts("hp-3"), serde_json::json!(["origin_eu"]));
 }
+
+#[test]
+fn a_slow_origin_times_out_and_idempotent_requests_move_on() {
+    let slow = EchoServer::slow("origin_us", Duration::from_secs(3));
+    let (_, eu, ap) = named_echoes();
+    let config = config_with(|v| v["failover"]["attempt_timeout_ms"] = 400.into());
+    let (stack, _) = start_stack_with(
+        vec![
+            ("origin_us", slow.upstream()),
+            ("origin_eu", eu.upstream()),
+            ("origin_ap", ap.upstream()),
+        ],
+        Some(config),
+    );
+    let client = client_from(1); // US: the slow origin_us first.
+    let t = Instant::now();
+    let resp = client
+        .get(format!("{}/api/slow", stack.edge_url()))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "fastgate-origin").as_deref(),
+        Some("origin_eu")
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    // A POST may have reached the slow origin: it is not replayed elsewhere.
+    let resp = client
+        .post(format!("{}/api/slow", stack.edge_url()))
+        .header("x-request-id", "slow-post")
+        .body("{}")
+        .send()
+        .unwrap();
+    // origin_us is now marked down, so the POST goes to origin_eu directly.
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        eu.count("POST", "/api/slow") + ap.count("POST", "/api/slow"),
+        1
+    );
+}

@@ -202,6 +202,11 @@ impl EchoServer {
 
     /// An echo server that answers with `Fastgate-Origin: <name>`, like a real origin.
     pub fn named(name: &'static str) -> EchoServer {
+        Self::slow(name, Duration::ZERO)
+    }
+
+    /// A named echo server that waits `delay` before answering: an overloaded origin.
+    pub fn slow(name: &'static str, delay: Duration) -> EchoServer {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -226,6 +231,7 @@ impl EchoServer {
                                 req.uri().path()
                             ));
                             async move {
+                                tokio::time::sleep(delay).await;
                                 let mut resp = next.run(req).await;
                                 resp.headers_mut().insert(
                                     "fastgate-origin",
