@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
 use crate::route::{self, Route, RouteSpec};
 
 /// The configuration compiled into the Wasm binary.
@@ -72,6 +73,16 @@ struct ConfigFile {
     routes: Vec<RouteSpec>,
     #[serde(default)]
     failover: Failover,
+    auth: AuthConfig,
+    #[serde(default)]
+    flags: BTreeMap<String, Flag>,
+}
+
+/// A feature flag evaluated at the edge and sent to the origin in `Fastgate-Flags`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Flag {
+    pub enabled: bool,
 }
 
 /// A validated, compiled configuration.
@@ -85,6 +96,8 @@ pub struct Config {
     pub geo: GeoMap,
     pub routes: Vec<Route>,
     pub failover: Failover,
+    pub auth: AuthConfig,
+    pub flags: BTreeMap<String, Flag>,
 }
 
 /// Where the active config came from.
@@ -174,6 +187,8 @@ impl Config {
             geo: file.geo,
             routes,
             failover: file.failover,
+            auth: file.auth,
+            flags: file.flags,
         })
     }
 
@@ -226,6 +241,25 @@ impl ConfigFile {
         for (i, route) in self.routes.iter().enumerate() {
             if let Some(list) = &route.backends {
                 self.check_backend_list(&format!("routes[{i}].backends"), list)?;
+            }
+        }
+        self.auth
+            .validate()
+            .map_err(|(field, reason)| ConfigError::Invalid { field, reason })?;
+        for (i, issuer) in self.auth.issuers.iter().enumerate() {
+            if let Some(jwks) = &issuer.jwks {
+                self.check_backend_list(
+                    &format!("auth.issuers[{i}].jwks.backends"),
+                    &jwks.backends,
+                )?;
+            }
+        }
+        for name in self.flags.keys() {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(ConfigError::Invalid {
+                    field: format!("flags.{name}"),
+                    reason: "flag names use only ASCII letters, digits and `_`".into(),
+                });
             }
         }
         let f = &self.failover;

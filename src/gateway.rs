@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use crate::auth::{self, AuthFailure, KeySource, RouteAuth, Verified};
 use crate::config::{Config, Failover};
 use crate::geo::{self, ClientGeo, GeoLevel};
 use crate::path;
@@ -54,6 +55,10 @@ pub struct Forward {
     pub failover: Failover,
     /// How long one attempt may wait for response headers.
     pub attempt_timeout_ms: u64,
+    /// The route's auth requirements, for the authenticate phase.
+    pub auth: RouteAuth,
+    /// The `Fastgate-Flags` value for this request.
+    pub flags: String,
 }
 
 /// The outcome of the request phases.
@@ -174,7 +179,35 @@ impl Gateway {
             attempt_timeout_ms: route
                 .timeout_ms
                 .unwrap_or(self.config.failover.attempt_timeout_ms),
+            auth: route.auth.clone(),
+            flags: self.flags(),
         }))
+    }
+
+    /// `name=1|0` for every configured flag, comma-separated, in name order.
+    fn flags(&self) -> String {
+        let pairs: Vec<String> = self
+            .config
+            .flags
+            .iter()
+            .map(|(name, flag)| format!("{name}={}", u8::from(flag.enabled)))
+            .collect();
+        pairs.join(",")
+    }
+
+    /// The authenticate phase for a forwarded request: reads the token the route's policy
+    /// asks for and verifies it with keys from `keys`.
+    pub fn authenticate(
+        &self,
+        forward: &Forward,
+        authorization: Option<&str>,
+        cookie: Option<&str>,
+        keys: &mut dyn KeySource,
+        now: u64,
+    ) -> Result<Option<Verified>, AuthFailure> {
+        let auth = &self.config.auth;
+        let token = auth::extract_token(authorization, cookie, auth.cookie.as_deref());
+        auth::authenticate(&forward.auth, auth, token, keys, now)
     }
 }
 
@@ -183,6 +216,28 @@ pub fn internal_error(request_id: &str) -> Problem {
     Problem::new(
         ProblemKind::Internal,
         "the edge configuration failed to load",
+        request_id,
+    )
+}
+
+/// The problem answer for a refused token, with its `WWW-Authenticate` value.
+pub fn auth_problem(failure: &AuthFailure, request_id: &str) -> (Problem, Option<String>) {
+    let kind = match failure.status() {
+        401 => ProblemKind::Unauthorized,
+        403 => ProblemKind::Forbidden,
+        _ => ProblemKind::Unavailable,
+    };
+    (
+        Problem::new(kind, failure.detail(), request_id),
+        failure.www_authenticate(),
+    )
+}
+
+/// The edge cannot sign for the origin (no identity key in the Secret Store): fail closed.
+pub fn identity_unavailable(request_id: &str) -> Problem {
+    Problem::new(
+        ProblemKind::Unavailable,
+        "the edge's identity signing key is unavailable",
         request_id,
     )
 }

@@ -61,7 +61,7 @@ mod tests {
         let c = Config::parse(
             r#"{"version":"t","backends":{"a":{"region":"x"},"b":{"region":"y"},"c":{"region":"z"}},
                 "geo":{"countries":{"FR":["c"]},"continents":{"EU":["b","a"]},"default":["a"]},
-                "routes":[]}"#,
+                "routes":[],"auth":{"issuers":[]}}"#,
         )
         .unwrap();
         let (l, lvl) = select_backends(&c.geo, &geo(Some("FR"), Some("EU")));

@@ -4,10 +4,12 @@
 //! turns a `fastly::Request` into [`gateway::RequestFacts`], runs [`gateway::Gateway::plan`]
 //! and performs the platform calls the resulting [`gateway::Decision`] asks for.
 
+pub mod auth;
 pub mod config;
 pub mod failover;
 pub mod gateway;
 pub mod geo;
+pub mod identity;
 pub mod path;
 pub mod problem;
 pub mod request_id;

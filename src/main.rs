@@ -11,12 +11,14 @@ mod edge {
     use fastly::geo::geo_lookup;
     use fastly::http::request::SendErrorCause;
     use fastly::http::StatusCode;
-    use fastly::{Backend, ConfigStore, Request, Response};
+    use fastly::{Backend, ConfigStore, Request, Response, SecretStore};
 
+    use fastgate::auth::{Issuer, JwkKey, JwksCache, JwksError, KeySource};
     use fastgate::config::{self, Loaded};
     use fastgate::failover::{self, Outcome};
     use fastgate::gateway::{self, Decision, Forward, Gateway, RequestFacts};
     use fastgate::geo::ClientGeo;
+    use fastgate::identity;
     use fastgate::problem::{self, Problem};
     use fastgate::request_id;
 
@@ -27,6 +29,12 @@ mod edge {
     const PROBE_WINDOW: Duration = Duration::from_secs(5);
     /// How long a down-mark lingers (stale) after it expires, so a probe can be elected.
     const MARK_LINGER: Duration = Duration::from_secs(3600);
+    /// Secret Store with the JWT HMAC keys and the identity signing key.
+    const SECRET_STORE: &str = "fastgate_secrets";
+    const IDENTITY_KEY: &str = "identity_signing_key";
+    const IDENTITY_KEY_ID: &str = "identity_key_id";
+    /// Time limit for one JWKS fetch attempt.
+    const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 
     pub fn handle(req: Request) -> Response {
         let loaded = match load_config() {
@@ -86,6 +94,7 @@ mod edge {
             geo_level: None,
             backend: None,
             attempts: Vec::new(),
+            auth: None,
             status: 0,
         };
         let mut resp = match plan.decision {
@@ -96,7 +105,41 @@ mod edge {
             .with_header("location", location),
             Decision::Forward(forward) => {
                 log.geo_level = Some(forward.geo_level.as_str());
-                forward_with_failover(req, forward, &plan.request_id, &mut log)
+                let secrets = SecretStore::open(SECRET_STORE).ok();
+                let mut keys = PlatformKeys {
+                    secrets: secrets.as_ref(),
+                    cache: &gateway.config().auth.jwks,
+                    memo: None,
+                };
+                let verified = gateway.authenticate(
+                    &forward,
+                    req.get_header_str("authorization"),
+                    req.get_header_str("cookie"),
+                    &mut keys,
+                    unix_now(),
+                );
+                match verified {
+                    Err(failure) => {
+                        log.auth = Some(failure.detail());
+                        let (p, challenge) = gateway::auth_problem(&failure, &plan.request_id);
+                        let mut resp = problem_response(&p);
+                        if let Some(value) = challenge {
+                            resp.set_header("www-authenticate", value);
+                        }
+                        resp
+                    }
+                    Ok(verified) => {
+                        let identity = identity::identity_header(verified.as_ref());
+                        forward_with_failover(
+                            req,
+                            forward,
+                            &identity,
+                            secrets.as_ref(),
+                            &plan.request_id,
+                            &mut log,
+                        )
+                    }
+                }
             }
         };
         log.status = resp.get_status().as_u16();
@@ -143,6 +186,8 @@ mod edge {
     fn forward_with_failover(
         mut req: Request,
         forward: Forward,
+        identity: &str,
+        secrets: Option<&SecretStore>,
         request_id: &str,
         log: &mut LogLine<'_>,
     ) -> Response {
@@ -157,6 +202,27 @@ mod edge {
             Some(q) => req.set_query_str(q),
             None => req.remove_query(),
         }
+        // Sign exactly what goes upstream: read the path and query back from the request.
+        let key =
+            secrets.and_then(|s| Some((secret(s, IDENTITY_KEY)?, secret(s, IDENTITY_KEY_ID)?)));
+        let Some((key, key_id)) = key else {
+            log_event("identity_key_missing", SECRET_STORE);
+            return problem_response(&gateway::identity_unavailable(request_id));
+        };
+        let key_id = String::from_utf8_lossy(&key_id).into_owned();
+        let signed = identity::Signed {
+            method: req.get_method_str(),
+            path: req.get_path(),
+            query: req.get_query_str(),
+            identity,
+            flags: &forward.flags,
+            request_id,
+        };
+        let (input, signature) = identity::sign(&signed, &key, &key_id, unix_now());
+        req.set_header(identity::IDENTITY_HEADER, identity);
+        req.set_header(identity::FLAGS_HEADER, forward.flags.as_str());
+        req.set_header(identity::SIGNATURE_INPUT_HEADER, input);
+        req.set_header(identity::SIGNATURE_HEADER, signature);
         let method = req.get_method_str().to_owned();
         let deadline = Instant::now() + Duration::from_millis(forward.failover.deadline_ms);
         let mut probes = Vec::new();
@@ -215,6 +281,129 @@ mod edge {
             }
         }
         problem_response(&gateway::bad_gateway(request_id, &log.attempts))
+    }
+
+    fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    }
+
+    fn secret(store: &SecretStore, name: &str) -> Option<Vec<u8>> {
+        store
+            .try_get(name)
+            .ok()
+            .flatten()
+            .map(|s| s.plaintext().to_vec())
+    }
+
+    /// Keys for the auth phase: HS256 secrets from the Secret Store; JWKS from the issuer's
+    /// backends, cached across requests in the platform cache (every request is a fresh
+    /// Wasm instance). A stale set stands in while the source is down, up to `max_stale_s`;
+    /// an unknown `kid` forces a refetch at most once per `refresh_interval_s`.
+    struct PlatformKeys<'a> {
+        secrets: Option<&'a SecretStore>,
+        cache: &'a JwksCache,
+        memo: Option<Vec<JwkKey>>,
+    }
+
+    impl KeySource for PlatformKeys<'_> {
+        fn hs256_secret(&mut self, secret_name: &str) -> Option<Vec<u8>> {
+            secret(self.secrets?, secret_name)
+        }
+
+        fn jwks(
+            &mut self,
+            issuer: &Issuer,
+            refresh: bool,
+        ) -> Result<Option<Vec<JwkKey>>, JwksError> {
+            if refresh {
+                let marker = CacheKey::from(format!("fastgate/jwks-refresh/v1/{}", issuer.iss));
+                if matches!(cache::lookup(marker.clone()).execute(), Ok(Some(_))) {
+                    return Ok(None); // refreshed recently: the unknown kid stays unknown
+                }
+                let interval = Duration::from_secs(u64::from(self.cache.refresh_interval_s));
+                let _ = cache::insert(marker, interval)
+                    .execute()
+                    .map(|b| b.finish());
+                return Ok(self.fetch_and_store(issuer).ok());
+            }
+            if let Some(keys) = &self.memo {
+                return Ok(Some(keys.clone()));
+            }
+            let key = jwks_key(issuer);
+            let cached = match cache::lookup(key).execute() {
+                Ok(Some(found)) if found.is_usable() => found
+                    .to_stream()
+                    .ok()
+                    .map(|body| (body.into_bytes(), found.is_stale())),
+                _ => None,
+            };
+            let keys = match cached {
+                Some((bytes, false)) => fastgate::auth::parse_jwks(&bytes)?,
+                Some((bytes, true)) => match self.fetch_and_store(issuer) {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        log_event("jwks_stale_in_use", &e.to_string());
+                        fastgate::auth::parse_jwks(&bytes)?
+                    }
+                },
+                None => self.fetch_and_store(issuer)?,
+            };
+            self.memo = Some(keys.clone());
+            Ok(Some(keys))
+        }
+    }
+
+    fn jwks_key(issuer: &Issuer) -> CacheKey {
+        CacheKey::from(format!("fastgate/jwks/v1/{}", issuer.iss))
+    }
+
+    impl PlatformKeys<'_> {
+        fn fetch_and_store(&mut self, issuer: &Issuer) -> Result<Vec<JwkKey>, JwksError> {
+            let source = issuer
+                .jwks
+                .as_ref()
+                .ok_or_else(|| JwksError("issuer has no JWKS source".into()))?;
+            let mut last = String::from("no backend");
+            for backend in &source.backends {
+                let mut req = Request::get(format!("http://jwks.internal{}", source.path));
+                req.set_pass(true);
+                match send_with_timeout(req, backend, JWKS_TIMEOUT) {
+                    Ok(resp) if resp.get_status() == StatusCode::OK => {
+                        let bytes = resp.into_body_bytes();
+                        match fastgate::auth::parse_jwks(&bytes) {
+                            Ok(keys) => {
+                                self.store(issuer, &bytes);
+                                log_event("jwks_fetched", backend);
+                                self.memo = Some(keys.clone());
+                                return Ok(keys);
+                            }
+                            Err(e) => last = format!("{backend}: {e}"),
+                        }
+                    }
+                    Ok(resp) => last = format!("{backend}: status {}", resp.get_status()),
+                    Err(_) => last = format!("{backend}: unreachable"),
+                }
+            }
+            log_event("jwks_fetch_failed", &last);
+            Err(JwksError(last))
+        }
+
+        fn store(&self, issuer: &Issuer, bytes: &[u8]) {
+            let ttl = Duration::from_secs(u64::from(self.cache.ttl_s));
+            let stale = Duration::from_secs(u64::from(self.cache.max_stale_s));
+            if let Ok(mut body) = cache::insert(jwks_key(issuer), ttl)
+                .stale_while_revalidate(stale)
+                .known_length(bytes.len() as u64)
+                .execute()
+            {
+                use std::io::Write;
+                let _ = body.write_all(bytes);
+                let _ = body.finish();
+            }
+        }
     }
 
     enum AttemptError {
@@ -351,6 +540,8 @@ mod edge {
         geo_level: Option<&'static str>,
         backend: Option<String>,
         attempts: Vec<String>,
+        /// Why authentication failed (the problem detail; never the token).
+        auth: Option<String>,
         status: u16,
     }
 }

@@ -20,6 +20,9 @@ pub struct Problem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
     BadRequest,
+    Unauthorized,
+    Forbidden,
+    Unavailable,
     NotFound,
     MethodNotAllowed,
     BadGateway,
@@ -30,6 +33,9 @@ impl ProblemKind {
     fn parts(self) -> (&'static str, &'static str, u16) {
         match self {
             ProblemKind::BadRequest => ("bad-request", "Bad Request", 400),
+            ProblemKind::Unauthorized => ("unauthorized", "Unauthorized", 401),
+            ProblemKind::Forbidden => ("forbidden", "Forbidden", 403),
+            ProblemKind::Unavailable => ("unavailable", "Service Unavailable", 503),
             ProblemKind::NotFound => ("not-found", "Not Found", 404),
             ProblemKind::MethodNotAllowed => ("method-not-allowed", "Method Not Allowed", 405),
             ProblemKind::BadGateway => ("bad-gateway", "Bad Gateway", 502),

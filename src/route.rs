@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::auth::RouteAuth;
 use crate::rewrite::{Redirect, Rewrite, RewriteSpec};
 
 /// How a route matches a path, as written in the config.
@@ -52,6 +53,9 @@ pub struct RouteSpec {
     /// How long one attempt may wait for response headers; default `failover.attempt_timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Who may call it. Absent means `{"policy": "required"}`: closed unless opened.
+    #[serde(default)]
+    pub auth: RouteAuth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +84,7 @@ pub struct Route {
     pub rewrite: Option<Rewrite>,
     pub redirect: Option<Redirect>,
     pub timeout_ms: Option<u64>,
+    pub auth: RouteAuth,
 }
 
 /// What routing looks at in a request.
@@ -157,6 +162,7 @@ impl RouteSpec {
             rewrite,
             redirect: self.redirect.clone(),
             timeout_ms: self.timeout_ms,
+            auth: self.auth.clone(),
         })
     }
 }

@@ -2,8 +2,9 @@
 //! forwarding headers we (re)build.
 //!
 //! Dropped: hop-by-hop headers (RFC 9110 §7.6.1, plus any named in `Connection`), and every
-//! header whose meaning we own: `Fastgate-*`/`X-Fastgate-*`, `Forwarded`, `X-Forwarded-*`,
-//! and the other client-IP headers. A client can therefore never impersonate the edge or
+//! header whose meaning we own: `Fastgate-*`/`X-Fastgate-*`, `Signature`/`Signature-Input`
+//! (our RFC 9421 signature to the origin), `Forwarded`, `X-Forwarded-*`, and the other
+//! client-IP headers. A client can therefore never impersonate the edge or
 //! spoof its address; `Forwarded` and `X-Forwarded-*` are rebuilt from the connection.
 
 use std::net::IpAddr;
@@ -20,8 +21,10 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-const OWNED_EXACT: [&str; 6] = [
+const OWNED_EXACT: [&str; 8] = [
     "forwarded",
+    "signature",
+    "signature-input",
     "x-real-ip",
     "true-client-ip",
     "client-ip",
@@ -133,6 +136,8 @@ mod tests {
             "X-Real-IP",
             "Fastgate-Identity",
             "X-Fastgate-Debug",
+            "Signature",
+            "Signature-Input",
             "X-Custom-Hop",
             "Content-Type",
             "Authorization",
@@ -148,6 +153,8 @@ mod tests {
             "x-real-ip",
             "fastgate-identity",
             "x-fastgate-debug",
+            "signature",
+            "signature-input",
             "x-custom-hop",
             "te",
         ] {

@@ -3,7 +3,9 @@
 mod support;
 
 use serde_json::Value;
-use support::{client_from, dead_address, start_stack, three_origins, EchoServer};
+use support::{
+    client_from, dead_address, start_open_stack, start_stack, three_origins, EchoServer,
+};
 
 fn header<'a>(resp: &'a reqwest::blocking::Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
@@ -51,7 +53,7 @@ fn every_mapped_location_reaches_its_origin_and_unmapped_uses_the_default() {
 #[test]
 fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() {
     let echo = EchoServer::start();
-    let stack = start_stack(vec![
+    let stack = start_open_stack(vec![
         ("origin_us", echo.upstream()),
         ("origin_eu", echo.upstream()),
         ("origin_ap", echo.upstream()),
@@ -103,14 +105,15 @@ fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() 
             "{forwarded}"
         );
         assert_ne!(h["x-forwarded-host"], serde_json::json!(["evil.example"]));
-        for gone in [
-            "x-real-ip",
-            "fastgate-identity",
-            "x-fastgate-admin",
-            "x-hop",
-        ] {
+        for gone in ["x-real-ip", "x-fastgate-admin", "x-hop"] {
             assert!(h.get(gone).is_none(), "{gone} reached the origin: {h}");
         }
+        // The forged identity is replaced by ours (anonymous here), and signed.
+        assert_eq!(h["fastgate-identity"], serde_json::json!(["e30"]));
+        assert!(h["signature"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("fastgate=:"));
         assert_eq!(h["x-request-id"], serde_json::json!([request_id]));
     }
     // A GET keeps its query and an inbound, well-formed request id is reused end to end.
@@ -134,7 +137,7 @@ fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() 
 
 #[test]
 fn a_down_origin_gives_502_problem_json() {
-    let stack = start_stack(vec![
+    let stack = start_open_stack(vec![
         ("origin_us", dead_address()),
         ("origin_eu", dead_address()),
         ("origin_ap", dead_address()),

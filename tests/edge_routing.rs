@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    client_from, config_with, raw_request, start_stack, start_stack_with, three_origins, BlackHole,
-    EchoServer,
+    client_from, config_with, open_api_routes, raw_request, start_open_stack, start_stack_with,
+    three_origins, BlackHole, EchoServer,
 };
 
 fn header(resp: &reqwest::blocking::Response, name: &str) -> Option<String> {
@@ -35,7 +35,7 @@ fn named_echoes() -> (EchoServer, EchoServer, EchoServer) {
 #[test]
 fn rewrites_redirects_normalisation_and_traversal() {
     let (us, eu, ap) = named_echoes();
-    let stack = start_stack(vec![
+    let stack = start_open_stack(vec![
         ("origin_us", us.upstream()),
         ("origin_eu", eu.upstream()),
         ("origin_ap", ap.upstream()),
@@ -80,7 +80,7 @@ fn rewrites_redirects_normalisation_and_traversal() {
     // The active config is visible to ops.
     let resp = client.get(format!("{base}/health")).send().unwrap();
     let config = header(&resp, "fastgate-config").unwrap();
-    assert!(config.ends_with("source=embedded"), "{config}");
+    assert!(config.ends_with("source=override"), "{config}");
     assert!(config.contains("hash="), "{config}");
 }
 
@@ -97,12 +97,14 @@ fn config_store_override_reroutes_without_a_rebuild_and_bad_overrides_are_ignore
     // Ops' override: a specific route pinned to origin_ap ahead of the catch-all, and the
     // US sent to origin_eu first.
     let override_json = config_with(|v| {
+        open_api_routes(v);
         v["version"] = "ops-override-1".into();
         let routes = v["routes"].as_array_mut().unwrap();
         let api = routes.iter().position(|r| r["id"] == "api").unwrap();
         routes.insert(
             api,
-            serde_json::json!({"id": "special", "path": {"exact": "/api/special"}, "backends": ["origin_ap"]}),
+            serde_json::json!({"id": "special", "path": {"exact": "/api/special"},
+                "backends": ["origin_ap"], "auth": {"policy": "public"}}),
         );
         v["geo"]["countries"]["US"] = serde_json::json!(["origin_eu", "origin_us"]);
     });
@@ -114,7 +116,7 @@ fn config_store_override_reroutes_without_a_rebuild_and_bad_overrides_are_ignore
         )
     };
 
-    let plain = start_stack(backends());
+    let plain = start_open_stack(backends());
     assert_eq!(fetch(&plain.edge_url(), "/api/special").0, "origin_us");
     drop(plain);
 
@@ -133,9 +135,12 @@ fn config_store_override_reroutes_without_a_rebuild_and_bad_overrides_are_ignore
     drop(overridden);
 
     // An invalid override (unknown backend) is ignored with a log line naming the field.
-    let bad = config_with(|v| v["geo"]["default"] = serde_json::json!(["origin_mars"]));
+    let bad = config_with(|v| {
+        open_api_routes(v);
+        v["geo"]["default"] = serde_json::json!(["origin_mars"]);
+    });
     let (stack, _) = start_stack_with(backends(), Some(bad));
-    let (origin, config) = fetch(&stack.edge_url(), "/api/special");
+    let (origin, config) = fetch(&stack.edge_url(), "/health");
     assert_eq!(origin, "origin_us");
     assert!(config.ends_with("source=embedded"), "{config}");
     let log = stack.edge_log();
@@ -229,7 +234,7 @@ fn failover_after_an_origin_dies_loses_no_request() {
 fn a_post_whose_origin_died_mid_request_is_not_sent_twice() {
     let hole = BlackHole::start();
     let (us, eu, ap) = named_echoes();
-    let stack = start_stack(vec![
+    let stack = start_open_stack(vec![
         ("origin_us", hole.upstream()),
         ("origin_eu", eu.upstream()),
         ("origin_ap", ap.upstream()),
@@ -300,7 +305,10 @@ fn one_half_open_probe_readmits_a_recovered_origin() {
 fn a_slow_origin_times_out_and_idempotent_requests_move_on() {
     let slow = EchoServer::slow("origin_us", Duration::from_secs(3));
     let (_, eu, ap) = named_echoes();
-    let config = config_with(|v| v["failover"]["attempt_timeout_ms"] = 400.into());
+    let config = config_with(|v| {
+        open_api_routes(v);
+        v["failover"]["attempt_timeout_ms"] = 400.into();
+    });
     let (stack, _) = start_stack_with(
         vec![
             ("origin_us", slow.upstream()),

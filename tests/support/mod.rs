@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::Json;
-use xtask::stack::{free_port, Stack, StackSpec, Upstream};
+use xtask::stack::{free_port, Secrets, Stack, StackSpec, Upstream};
 
 /// The built Wasm, origin binary and Viceroy. `cargo xtask test` passes them in; a plain
 /// `cargo test` builds them into `target/e2e` (a separate target dir, so the nested cargo
@@ -76,6 +76,7 @@ pub fn start_stack_with(
         inherit_output: false,
         origin_env: Vec::new(),
         config_override,
+        secrets: Secrets::generate().expect("generating secrets"),
     };
     let stack = Stack::start(&spec).expect("starting the stack");
     (stack, spec)
@@ -86,6 +87,21 @@ pub fn config_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
     let mut v: serde_json::Value = serde_json::from_str(fastgate::config::EMBEDDED).unwrap();
     edit(&mut v);
     v.to_string()
+}
+
+/// Makes the `api` and `v1-compat` routes public: for tests whose origin is an echo server
+/// and who are not about authentication.
+pub fn open_api_routes(v: &mut serde_json::Value) {
+    for route in v["routes"].as_array_mut().unwrap() {
+        if route["id"] == "api" || route["id"] == "v1-compat" {
+            route["auth"] = serde_json::json!({"policy": "public"});
+        }
+    }
+}
+
+/// A stack with the API routes public (see [`open_api_routes`]).
+pub fn start_open_stack(backends: Vec<(&str, Upstream)>) -> Stack {
+    start_stack_with(backends, Some(config_with(open_api_routes))).0
 }
 
 /// Sends a request with a raw, un-normalised target (HTTP clients would resolve `..`

@@ -2,6 +2,7 @@
 //! tools the edge needs ([`tools`]), building artefacts ([`build`]) and running the whole
 //! stack of origins plus Viceroy as supervised child processes ([`stack`]).
 
+pub mod bench;
 pub mod build;
 pub mod stack;
 pub mod tools;

@@ -4,22 +4,26 @@
 //!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM.
 //! - `test`: formatting, clippy (native and Wasm), unit tests and end-to-end tests.
 //! - `config check <file>`: validate a gateway config before pushing it to the Config Store.
+//! - `bench origin`: benchmark the Rust origin against the FastAPI reference (req/s, p50/p99,
+//!   peak RSS) and write the table to `target/bench/origin.md`.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use xtask::stack::{Stack, StackSpec, Upstream};
+use xtask::stack::{Secrets, Stack, StackSpec, Upstream};
 use xtask::{build, tools, workspace_root};
 
-const USAGE: &str = "usage: cargo xtask <serve | test [cargo test args] | config check <file>>";
+const USAGE: &str =
+    "usage: cargo xtask <serve | test [cargo test args] | config check <file> | bench origin [options]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(),
         Some("test") => test(&args[1..]),
+        Some("bench") => xtask::bench::run(&args[1..]),
         Some("config") if args.get(1).map(String::as_str) == Some("check") && args.len() == 3 => {
             config_check(&args[2])
         }
@@ -59,6 +63,7 @@ fn serve() -> Result<()> {
         inherit_output: true,
         origin_env: Vec::new(),
         config_override: None,
+        secrets: Secrets::load_or_create(&root.join(".fastgate/secrets.json"))?,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

@@ -46,6 +46,83 @@ pub struct StackSpec {
     /// A gateway config to serve from the `fastgate_config` Config Store (key `config`),
     /// as ops would push it; `None` keeps the base manifest's store.
     pub config_override: Option<String>,
+    /// Shared secrets: written to the edge's Secret Store file and given to the origins.
+    pub secrets: Secrets,
+}
+
+/// The secrets the edge and the origins share. Generated per run (tests) or once per
+/// checkout (`.fastgate/secrets.json`, git-ignored, for `serve`): never in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// `keyid` of the RFC 9421 signature the edge puts on every forwarded request.
+    pub identity_key_id: String,
+    pub identity_key: String,
+    /// HS256 key for end-user JWTs (the origin issues them, the edge verifies them).
+    pub jwt_hs256_key: String,
+}
+
+impl Secrets {
+    /// Fresh random secrets.
+    pub fn generate() -> Result<Secrets> {
+        Ok(Secrets {
+            identity_key_id: format!("local-{}", &random_hex(4)?),
+            identity_key: random_hex(32)?,
+            jwt_hs256_key: random_hex(32)?,
+        })
+    }
+
+    /// Reads `path` (the Secret Store JSON file), creating it with fresh secrets if absent.
+    pub fn load_or_create(path: &Path) -> Result<Secrets> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            let field = |k: &str| {
+                v[k].as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("{} lacks `{k}`", path.display()))
+            };
+            return Ok(Secrets {
+                identity_key_id: field("identity_key_id")?,
+                identity_key: field("identity_signing_key")?,
+                jwt_hs256_key: field("jwt_hs256_key")?,
+            });
+        }
+        let secrets = Secrets::generate()?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, secrets.store_json())?;
+        Ok(secrets)
+    }
+
+    /// The Secret Store file Viceroy reads (`format = "json"`).
+    pub fn store_json(&self) -> String {
+        serde_json::json!({
+            "identity_key_id": self.identity_key_id,
+            "identity_signing_key": self.identity_key,
+            "jwt_hs256_key": self.jwt_hs256_key,
+        })
+        .to_string()
+    }
+
+    /// The environment an origin needs to trust this edge and share its JWT key.
+    pub fn origin_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "FASTGATE_IDENTITY_KEYS".into(),
+                format!("{}:{}", self.identity_key_id, self.identity_key),
+            ),
+            ("JWT_SECRET".into(), self.jwt_hs256_key.clone()),
+        ]
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("reading /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 struct Proc {
@@ -117,11 +194,14 @@ impl Stack {
             }
             None => None,
         };
+        let secrets_file = stack.run_dir.join("secrets.json");
+        std::fs::write(&secrets_file, spec.secrets.store_json())?;
         write_manifest(
             &spec.base_manifest,
             &manifest,
             &addresses,
             store_file.as_deref(),
+            &secrets_file,
         )?;
         let mut cmd = Command::new(&spec.viceroy);
         cmd.arg("serve")
@@ -150,6 +230,7 @@ impl Stack {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&spec.data_dir)
+            .envs(spec.secrets.origin_env())
             .envs(spec.origin_env.iter().map(|(k, v)| (k, v)));
         self.spawn(name, cmd, spec.inherit_output)
     }
@@ -279,6 +360,7 @@ fn write_manifest(
     out: &Path,
     addresses: &BTreeMap<String, SocketAddr>,
     store_file: Option<&Path>,
+    secrets_file: &Path,
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(base).with_context(|| format!("reading {}", base.display()))?;
@@ -297,25 +379,30 @@ fn write_manifest(
         backend.insert("url".into(), toml::Value::String(format!("http://{addr}/")));
         backends.insert(name.clone(), toml::Value::Table(backend));
     }
+    point_store_at(&mut doc, "secret_stores", "fastgate_secrets", secrets_file)?;
     if let Some(file) = store_file {
-        let mut store = toml::Table::new();
-        store.insert("format".into(), toml::Value::String("json".into()));
-        store.insert(
-            "file".into(),
-            toml::Value::String(file.display().to_string()),
-        );
-        let local = doc
-            .get_mut("local_server")
-            .and_then(|v| v.as_table_mut())
-            .context("manifest has no [local_server]")?;
-        let stores = local
-            .entry("config_stores")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .context("[local_server.config_stores] is not a table")?;
-        stores.insert("fastgate_config".into(), toml::Value::Table(store));
+        point_store_at(&mut doc, "config_stores", "fastgate_config", file)?;
     }
     std::fs::write(out, toml::to_string(&doc)?)?;
+    Ok(())
+}
+
+/// Makes `[local_server.<kind>.<name>]` read the JSON file `file`.
+fn point_store_at(doc: &mut toml::Table, kind: &str, name: &str, file: &Path) -> Result<()> {
+    let mut store = toml::Table::new();
+    store.insert("format".into(), toml::Value::String("json".into()));
+    store.insert(
+        "file".into(),
+        toml::Value::String(file.display().to_string()),
+    );
+    doc.get_mut("local_server")
+        .and_then(|v| v.as_table_mut())
+        .context("manifest has no [local_server]")?
+        .entry(kind)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .with_context(|| format!("[local_server.{kind}] is not a table"))?
+        .insert(name.into(), toml::Value::Table(store));
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::edge_signature::{IdentityKeys, ENFORCE_VAR, KEYS_VAR};
+
 /// The reference's development secret; production sets `JWT_SECRET`.
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
 
@@ -34,6 +36,17 @@ pub struct JwtSettings {
     pub keys_dir: PathBuf,
 }
 
+/// Verification of the edge's signed identity (DESIGN §4).
+#[derive(Debug, Clone)]
+pub struct EdgeSignatureSettings {
+    /// `FASTGATE_VERIFY_EDGE_SIGNATURE` (default `true`; `false` for a bare origin run,
+    /// as does the `--no-verify-edge-signature` flag).
+    pub enforce: bool,
+    /// `FASTGATE_IDENTITY_KEYS=kid:secret[,kid:secret...]`; required while `enforce` is on
+    /// (checked by `build`, so the process refuses to start without them).
+    pub keys: Option<IdentityKeys>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub name: String,
@@ -52,6 +65,7 @@ pub struct Settings {
     pub worker_poll: Duration,
     /// `FASTGATE_WORKER=0` runs an origin without a worker (tests of the crash path).
     pub worker_enabled: bool,
+    pub edge_signature: EdgeSignatureSettings,
 }
 
 impl Settings {
@@ -108,6 +122,20 @@ impl Settings {
             job_lease: millis(&env, "FASTGATE_JOB_LEASE_MS", 30_000)?,
             worker_poll: millis(&env, "FASTGATE_WORKER_POLL_MS", 500)?,
             worker_enabled: env("FASTGATE_WORKER").as_deref() != Some("0"),
+            edge_signature: EdgeSignatureSettings {
+                enforce: match env(ENFORCE_VAR) {
+                    None => true,
+                    Some(v) => parse_switch(ENFORCE_VAR, &v)?,
+                },
+                keys: env(KEYS_VAR)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| IdentityKeys::parse(&v))
+                    .transpose()
+                    .map_err(|e| ConfigError::Invalid {
+                        var: KEYS_VAR,
+                        reason: e.to_string(),
+                    })?,
+            },
             data_dir,
         })
     }
@@ -120,6 +148,17 @@ fn parse_alg(var: &'static str, s: &str) -> Result<SigningAlg, ConfigError> {
         other => Err(ConfigError::Invalid {
             var,
             reason: format!("unsupported algorithm {other:?}"),
+        }),
+    }
+}
+
+fn parse_switch(var: &'static str, s: &str) -> Result<bool, ConfigError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            var,
+            reason: format!("expected true or false, got {other:?}"),
         }),
     }
 }
@@ -139,5 +178,31 @@ fn millis(
                 var,
                 reason: e.to_string(),
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_lookup("t".into(), PathBuf::from("d"), None, |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn edge_signature_switch_and_keys() {
+        let s = load(&[]).unwrap().edge_signature;
+        assert!(s.enforce && s.keys.is_none());
+        let s = load(&[(ENFORCE_VAR, "false")]).unwrap().edge_signature;
+        assert!(!s.enforce);
+        let s = load(&[(KEYS_VAR, "a:x,b:y")]).unwrap().edge_signature;
+        assert_eq!(s.keys.unwrap().kids().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(load(&[(ENFORCE_VAR, "maybe")]).is_err());
+        let e = load(&[(KEYS_VAR, "a")]).unwrap_err().to_string();
+        assert!(e.starts_with(KEYS_VAR), "{e}");
     }
 }

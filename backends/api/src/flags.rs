@@ -1,6 +1,10 @@
 //! Feature flags from the edge's `Fastgate-Flags` header: a comma-separated list of
 //! `name=value` or bare `name` (meaning on). The origin's env default applies when the
 //! header does not mention a flag.
+//!
+//! With edge-signature enforcement on (the default) the header is covered by the edge's
+//! signature: an unsigned request never reaches a handler, and the exempt paths get it
+//! removed. With enforcement off (a bare origin run) it is read as sent.
 
 use axum::http::HeaderMap;
 

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod edge_signature;
 pub mod email;
 pub mod error;
 pub mod flags;
@@ -61,12 +62,26 @@ pub enum BuildError {
     Storage(#[from] pipeline::storage::StorageError),
     #[error("password hashing: {0}")]
     Password(#[from] auth::password::PasswordError),
+    #[error(
+        "{keys} is not set, but the edge signature is enforced ({enforce} defaults to true): \
+         set {keys}=kid:secret[,kid:secret...] to the edge's shared key(s), or run a bare \
+         origin with {enforce}=false (or --no-verify-edge-signature)",
+        keys = edge_signature::KEYS_VAR,
+        enforce = edge_signature::ENFORCE_VAR
+    )]
+    EdgeKeys,
 }
 
 /// Opens the database (running migrations), loads keys, starts the worker (unless disabled)
 /// and returns the ready-to-serve router.
 pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
     let origin = HeaderValue::from_str(&settings.name).map_err(|_| BuildError::Name)?;
+    let edge = &settings.edge_signature;
+    let verifier = match (edge.enforce, &edge.keys) {
+        (true, Some(keys)) => Some(Arc::new(edge_signature::Verifier::new(keys.clone()))),
+        (true, None) => return Err(BuildError::EdgeKeys),
+        (false, _) => None,
+    };
     let db = db::Db::connect(&settings).await?;
     let tokens = {
         let jwt = settings.jwt.clone();
@@ -103,8 +118,24 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
         };
         tokio::spawn(worker.run());
     }
-    Ok(http::router(state, &settings.allowed_origins)
-        .layer(SetResponseHeaderLayer::overriding(ORIGIN_HEADER, origin)))
+    let mut router = http::router(state, &settings.allowed_origins);
+    match verifier {
+        // Outside every other layer (CORS included): nothing answers before the check.
+        Some(v) => {
+            tracing::info!(kids = ?edge.keys.as_ref().map(|k| k.kids().collect::<Vec<_>>()),
+                "edge signature enforced");
+            router = router.layer(axum::middleware::from_fn_with_state(
+                v,
+                edge_signature::enforce,
+            ));
+        }
+        None => tracing::warn!(
+            "edge signature NOT enforced ({}=false): Fastgate-Identity is ignored and any \
+             client can reach this origin directly; for local runs only",
+            edge_signature::ENFORCE_VAR
+        ),
+    }
+    Ok(router.layer(SetResponseHeaderLayer::overriding(ORIGIN_HEADER, origin)))
 }
 
 /// Resolves on Ctrl-C or SIGTERM so in-flight requests finish before exit.

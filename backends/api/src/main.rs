@@ -21,13 +21,25 @@ struct Cli {
     /// Database URL; defaults to `sqlite://<data-dir>/fastgate.db` (WAL, shared by all origins).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// Serve without checking the edge's signed identity (a bare origin run; local only).
+    /// Same as `FASTGATE_VERIFY_EDGE_SIGNATURE=false`. With verification on (the default),
+    /// `FASTGATE_IDENTITY_KEYS=kid:secret[,kid:secret...]` must be set.
+    #[arg(long)]
+    no_verify_edge_signature: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     fastgate_api::telemetry::init();
     let cli = Cli::parse();
-    let settings = fastgate_api::Settings::from_env(cli.name, cli.data_dir, cli.database_url)?;
+    let no_verify = cli.no_verify_edge_signature;
+    let settings =
+        fastgate_api::Settings::from_lookup(cli.name, cli.data_dir, cli.database_url, |k| {
+            if no_verify && k == fastgate_api::edge_signature::ENFORCE_VAR {
+                return Some("false".to_owned());
+            }
+            std::env::var(k).ok()
+        })?;
     let app = fastgate_api::build(settings).await?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

@@ -5,9 +5,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use crate::auth::{self, password};
+use crate::edge_signature::EdgeIdentity;
 use crate::error::ApiError;
 use crate::http::body;
 use crate::http::models::*;
@@ -87,8 +88,9 @@ pub async fn login(
 pub async fn profile(
     State(st): State<AppState>,
     headers: HeaderMap,
+    edge: Option<Extension<EdgeIdentity>>,
 ) -> Result<Json<ProfileOut>, ApiError> {
-    let user = auth::current_user(&st.tokens, &headers)?;
+    let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let joined = st
         .db
         .joined_by_email(&user.sub)
@@ -107,8 +109,9 @@ pub async fn get_user(
     State(st): State<AppState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
+    edge: Option<Extension<EdgeIdentity>>,
 ) -> Result<Response, ApiError> {
-    auth::current_user(&st.tokens, &headers)?;
+    auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let id = path_uuid("user_id", &user_id)?;
     let row = st
         .db

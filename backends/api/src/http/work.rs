@@ -7,9 +7,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use crate::auth;
+use crate::edge_signature::EdgeIdentity;
 use crate::error::ApiError;
 use crate::http::body;
 use crate::http::models::*;
@@ -20,10 +21,11 @@ use crate::{clock, search, AppState};
 pub async fn process(
     State(st): State<AppState>,
     headers: HeaderMap,
+    edge: Option<Extension<EdgeIdentity>>,
     bytes: Bytes,
 ) -> Result<Json<StatusOut>, ApiError> {
     let input = body::read(&headers, &bytes)?;
-    auth::current_user(&st.tokens, &headers)?;
+    auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let req = ProcessIn::validate(&input)?;
     st.cache
         .put(format!("cache:{}", req.id), req.payload.to_compact());
@@ -37,10 +39,11 @@ pub async fn process(
 pub async fn upload(
     State(st): State<AppState>,
     headers: HeaderMap,
+    edge: Option<Extension<EdgeIdentity>>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let input = body::read(&headers, &bytes)?;
-    let user = auth::current_user(&st.tokens, &headers)?;
+    let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let req = UploadIn::validate(&input)?;
     let key = format!("uploads/{}", uuid::Uuid::new_v4());
     // Content first, then the job: a job never points at content that is not stored.
@@ -64,8 +67,9 @@ pub async fn upload(
 pub async fn summaries(
     State(st): State<AppState>,
     headers: HeaderMap,
+    edge: Option<Extension<EdgeIdentity>>,
 ) -> Result<Json<Vec<SummaryOut>>, ApiError> {
-    let user = auth::current_user(&st.tokens, &headers)?;
+    let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let rows = st.db.summaries_for(&user.sub).await?;
     Ok(Json(
         rows.into_iter()
@@ -83,10 +87,11 @@ pub async fn summaries(
 pub async fn query(
     State(st): State<AppState>,
     headers: HeaderMap,
+    edge: Option<Extension<EdgeIdentity>>,
     bytes: Bytes,
 ) -> Result<Json<AnswerOut>, ApiError> {
     let input = body::read(&headers, &bytes)?;
-    auth::current_user(&st.tokens, &headers)?;
+    auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let req = QueryIn::validate(&input)?;
     let docs = st.db.document_texts().await?;
     let answer = tokio::task::spawn_blocking(move || search::answer(&req.query, &docs))

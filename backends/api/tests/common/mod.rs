@@ -33,16 +33,30 @@ impl Origin {
 
     /// Starts the process without waiting (to start several at the same moment).
     pub fn spawn(name: &str, data_dir: &Path, env: &[(&str, &str)]) -> Origin {
+        Self::spawn_with_args(name, data_dir, env, &[])
+    }
+
+    /// As `spawn`, with extra command-line arguments.
+    pub fn spawn_with_args(
+        name: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Origin {
         let log = data_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fastgate-api"));
         cmd.args(["--name", name, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "info,sqlx=warn")
             .env_remove("DATABASE_URL")
             .env_remove("FEATURE_NEW_SCHEMA")
             .env_remove("JWT_ALGORITHM")
             .env_remove("JWT_ACCEPT")
             .env_remove("JWT_SECRET")
+            // A bare origin unless a test turns the edge-signature check on (with keys).
+            .env("FASTGATE_VERIFY_EDGE_SIGNATURE", "false")
+            .env_remove("FASTGATE_IDENTITY_KEYS")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         for (k, v) in env {
@@ -83,6 +97,18 @@ impl Origin {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("origin {name} did not start:\n{}", origin.log_text());
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     pub fn log_text(&self) -> String {
