@@ -56,6 +56,15 @@ pub fn start_stack_with(
     backends: Vec<(&str, Upstream)>,
     config_override: Option<String>,
 ) -> (Stack, StackSpec) {
+    start_stack_env(backends, config_override, Vec::new())
+}
+
+/// Like [`start_stack_with`], with extra environment for the origin processes.
+pub fn start_stack_env(
+    backends: Vec<(&str, Upstream)>,
+    config_override: Option<String>,
+    origin_env: Vec<(&str, &str)>,
+) -> (Stack, StackSpec) {
     let a = artifacts();
     let data_dir = std::env::temp_dir().join(format!(
         "fastgate-e2e-data-{}-{}",
@@ -74,7 +83,10 @@ pub fn start_stack_with(
         edge_port: 0,
         data_dir,
         inherit_output: false,
-        origin_env: Vec::new(),
+        origin_env: origin_env
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         config_override,
         secrets: Secrets::generate().expect("generating secrets"),
     };
@@ -326,4 +338,136 @@ async fn echo(
         "body": String::from_utf8_lossy(&body),
         "body_len": body.len(),
     }))
+}
+
+/// A JWKS endpoint under the test's control: serves whatever document it holds now, and
+/// counts the fetches.
+pub struct JwksServer {
+    pub addr: SocketAddr,
+    pub document: std::sync::Arc<std::sync::Mutex<String>>,
+    pub fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JwksServer {
+    pub fn start(document: String) -> JwksServer {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let document = std::sync::Arc::new(std::sync::Mutex::new(document));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (doc, count) = (document.clone(), fetches.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let app = axum::Router::new().route(
+                    "/.well-known/jwks.json",
+                    axum::routing::get(move || {
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let body = doc.lock().unwrap().clone();
+                        async move { ([("content-type", "application/json")], body) }
+                    }),
+                );
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        JwksServer {
+            addr,
+            document,
+            fetches,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn upstream(&self) -> Upstream {
+        Upstream::Address(self.addr)
+    }
+
+    pub fn fetch_count(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set(&self, document: String) {
+        *self.document.lock().unwrap() = document;
+    }
+
+    /// Stops serving (the JWKS source goes down).
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An ES256 signing key for tests, with its public JWK.
+pub struct EcKey {
+    pub kid: String,
+    pub pem: String,
+    pub jwk: serde_json::Value,
+}
+
+impl EcKey {
+    pub fn generate(kid: &str) -> EcKey {
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let pem = secret.to_pkcs8_pem(Default::default()).unwrap().to_string();
+        let mut jwk: serde_json::Value =
+            serde_json::from_str(&secret.public_key().to_jwk_string()).unwrap();
+        jwk["kid"] = kid.into();
+        jwk["use"] = "sig".into();
+        jwk["alg"] = "ES256".into();
+        EcKey {
+            kid: kid.to_owned(),
+            pem,
+            jwk,
+        }
+    }
+
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(self.pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+/// A JWKS document listing these keys.
+pub fn jwks_document(keys: &[&EcKey]) -> String {
+    serde_json::json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+        .to_string()
+}
+
+/// An HS256 token signed with `secret`.
+pub fn hs256(secret: &str, claims: &serde_json::Value) -> String {
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
