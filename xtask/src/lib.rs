@@ -16,3 +16,44 @@ pub fn workspace_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
 }
+
+/// `cargo xtask config check <file>`: parses and validates a gateway config with the edge's
+/// own code. Returns a one-line summary, or an error naming the file and the field at fault.
+pub fn config_check(file: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let config = fastgate::config::Config::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid: {e}", file.display()))?;
+    Ok(format!(
+        "{}: ok (version {}, hash {}, {} routes, {} backends)",
+        file.display(),
+        config.version,
+        config.hash,
+        config.routes.len(),
+        config.backends.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_check_accepts_the_default_and_names_the_bad_field() {
+        let ok = config_check(&workspace_root().join("config/default.json")).unwrap();
+        assert!(ok.contains(": ok (version"), "{ok}");
+        let dir =
+            std::env::temp_dir().join(format!("fastgate-config-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.json");
+        let mut v: serde_json::Value = serde_json::from_str(fastgate::config::EMBEDDED).unwrap();
+        v["geo"]["continents"]["EU"][0] = "origin_mars".into();
+        std::fs::write(&bad, v.to_string()).unwrap();
+        let err = config_check(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("geo.continents.EU[0]") && err.contains("origin_mars"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -96,20 +96,8 @@ fn serve() -> Result<()> {
 /// Validates a config exactly as the edge will at load, so ops see the error (naming the
 /// field) before the push rather than in the edge's logs after it.
 fn config_check(file: &str) -> Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    match fastgate::config::Config::parse(&text) {
-        Ok(config) => {
-            println!(
-                "{file}: ok (version {}, hash {}, {} routes, {} backends)",
-                config.version,
-                config.hash,
-                config.routes.len(),
-                config.backends.len()
-            );
-            Ok(())
-        }
-        Err(e) => bail!("{file}: invalid: {e}"),
-    }
+    println!("{}", xtask::config_check(std::path::Path::new(file))?);
+    Ok(())
 }
 
 fn test(extra: &[String]) -> Result<()> {

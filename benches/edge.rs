@@ -1,0 +1,153 @@
+//! Per-phase cost of the edge library, natively: `cargo bench --bench edge`.
+//!
+//! Token verification per algorithm (HS256, ES256, RS256), route planning, and config
+//! parsing. divan reports the median of many samples.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use divan::Bencher;
+use fastgate::auth::{self, AuthConfig, Issuer, JwkKey, JwksError, KeySource};
+use fastgate::config::{Config, EMBEDDED};
+use fastgate::gateway::{Gateway, RequestFacts};
+use fastgate::geo::ClientGeo;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::pkcs8::EncodePrivateKey as _;
+use rsa::traits::PublicKeyParts;
+use serde_json::json;
+
+fn main() {
+    divan::main();
+}
+
+const SECRET: &[u8] = b"bench-hs256-secret-0123456789abcdef";
+
+struct Keys(Vec<JwkKey>);
+
+impl KeySource for Keys {
+    fn hs256_secret(&mut self, _: &str) -> Option<Vec<u8>> {
+        Some(SECRET.to_vec())
+    }
+    fn jwks(&mut self, _: &Issuer, _: bool) -> Result<Option<Vec<JwkKey>>, JwksError> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
+struct Fixture {
+    config: AuthConfig,
+    keys: Keys,
+    hs256: String,
+    es256: String,
+    rs256: String,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn fixture() -> Fixture {
+    let claims = json!({"sub": "a@b.c", "uid": "u", "iss": "iss", "aud": "aud",
+                        "iat": now(), "exp": now() + 3600, "scope": "read write"});
+    let ec = p256::SecretKey::random(&mut rand_core::OsRng);
+    let mut ec_jwk: serde_json::Value =
+        serde_json::from_str(&ec.public_key().to_jwk_string()).unwrap();
+    ec_jwk["kid"] = "ec".into();
+    let rsa = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+    let rsa_jwk = json!({"kty": "RSA", "kid": "rsa",
+        "n": URL_SAFE_NO_PAD.encode(rsa.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(rsa.e().to_bytes_be())});
+    let jwks = json!({"keys": [ec_jwk, rsa_jwk]}).to_string();
+    let sign = |alg, kid: Option<&str>, key: &EncodingKey| {
+        let mut h = Header::new(alg);
+        h.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&h, &claims, key).unwrap()
+    };
+    let ec_pem = ec.to_pkcs8_pem(Default::default()).unwrap();
+    let rsa_pem = rsa.to_pkcs8_pem(Default::default()).unwrap();
+    Fixture {
+        config: serde_json::from_value(json!({"issuers": [{"iss": "iss", "audience": "aud",
+            "hs256_secret": "k", "jwks": {"backends": ["b"], "path": "/j", "algorithms": ["ES256", "RS256"]}}]}))
+        .unwrap(),
+        keys: Keys(auth::parse_jwks(jwks.as_bytes()).unwrap()),
+        hs256: sign(Algorithm::HS256, None, &EncodingKey::from_secret(SECRET)),
+        es256: sign(Algorithm::ES256, Some("ec"), &EncodingKey::from_ec_pem(ec_pem.as_bytes()).unwrap()),
+        rs256: sign(Algorithm::RS256, Some("rsa"), &EncodingKey::from_rsa_pem(rsa_pem.as_bytes()).unwrap()),
+    }
+}
+
+#[divan::bench(args = ["HS256", "ES256", "RS256"])]
+fn verify_token(bencher: Bencher, alg: &str) {
+    let mut f = fixture();
+    let token = match alg {
+        "HS256" => f.hs256.clone(),
+        "ES256" => f.es256.clone(),
+        _ => f.rs256.clone(),
+    };
+    let t = now();
+    bencher
+        .bench_local(|| auth::verify(divan::black_box(&token), &f.config, &mut f.keys, t).unwrap());
+}
+
+/// What every request pays before forwarding: classify, normalise, route, rewrite,
+/// sanitise, select (no token).
+#[divan::bench]
+fn plan_request(bencher: Bencher) {
+    let gateway = Gateway::new(Config::embedded().unwrap());
+    let headers = vec![
+        ("host", "api.example.com"),
+        ("user-agent", "bench"),
+        ("accept", "application/json"),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("authorization", "Bearer x"),
+    ];
+    let facts = RequestFacts {
+        method: "GET",
+        path: "/v1/user/profile",
+        query: Some("a=1&b=2"),
+        headers,
+        client_ip: Some("192.0.2.1".parse().unwrap()),
+        tls: true,
+        geo: ClientGeo {
+            country: Some("DE".into()),
+            continent: Some("EU".into()),
+        },
+    };
+    bencher.bench_local(|| gateway.plan(divan::black_box(&facts)));
+}
+
+/// Route planning plus HS256 verification: the edge's library work on an authenticated GET.
+#[divan::bench]
+fn plan_and_verify_hs256(bencher: Bencher) {
+    let gateway = Gateway::new(Config::embedded().unwrap());
+    let mut f = fixture();
+    let auth_header = format!("Bearer {}", f.hs256);
+    let facts = RequestFacts {
+        method: "GET",
+        path: "/api/user/profile",
+        query: None,
+        headers: vec![
+            ("host", "api.example.com"),
+            ("authorization", auth_header.as_str()),
+        ],
+        client_ip: Some("192.0.2.1".parse().unwrap()),
+        tls: true,
+        geo: ClientGeo::default(),
+    };
+    let t = now();
+    bencher.bench_local(|| {
+        let plan = gateway.plan(divan::black_box(&facts));
+        let token = auth::extract_token(Some(&auth_header), None, None);
+        (
+            plan,
+            auth::verify(token.unwrap().unwrap(), &f.config, &mut f.keys, t).unwrap(),
+        )
+    });
+}
+
+/// Parsing and validating the embedded config: paid once per request (fresh instance).
+#[divan::bench]
+fn config_parse_embedded() -> Config {
+    Config::parse(divan::black_box(EMBEDDED)).unwrap()
+}
