@@ -37,6 +37,7 @@ mod edge {
     const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 
     pub fn handle(req: Request) -> Response {
+        let started = Instant::now();
         let loaded = match load_config() {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -95,7 +96,10 @@ mod edge {
             backend: None,
             attempts: Vec::new(),
             auth: None,
+            cache: "bypass",
             status: 0,
+            bytes: None,
+            timings_us: Timings::default(),
         };
         let mut resp = match plan.decision {
             Decision::Respond(p) => problem_response(&p),
@@ -111,6 +115,7 @@ mod edge {
                     cache: &gateway.config().auth.jwks,
                     memo: None,
                 };
+                let auth_started = Instant::now();
                 let verified = gateway.authenticate(
                     &forward,
                     req.get_header_str("authorization"),
@@ -118,6 +123,7 @@ mod edge {
                     &mut keys,
                     unix_now(),
                 );
+                log.timings_us.auth = Some(micros(auth_started));
                 match verified {
                     Err(failure) => {
                         log.auth = Some(failure.detail());
@@ -130,19 +136,25 @@ mod edge {
                     }
                     Ok(verified) => {
                         let identity = identity::identity_header(verified.as_ref());
-                        forward_with_failover(
+                        let origin_started = Instant::now();
+                        let resp = forward_with_failover(
                             req,
                             forward,
                             &identity,
                             secrets.as_ref(),
                             &plan.request_id,
                             &mut log,
-                        )
+                        );
+                        log.timings_us.origin = Some(micros(origin_started));
+                        resp
                     }
                 }
             }
         };
         log.status = resp.get_status().as_u16();
+        log.bytes = resp.get_content_length().map(|n| n as u64);
+        log.timings_us.total = micros(started);
+        resp.set_header("server-timing", log.timings_us.server_timing());
         resp.set_header(request_id::HEADER, &plan.request_id);
         resp.set_header("fastgate-config", config_header);
         println!("{}", serde_json::to_string(&log).unwrap_or_default());
@@ -527,6 +539,32 @@ mod edge {
         println!("{line}");
     }
 
+    fn micros(since: Instant) -> u64 {
+        u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Phase durations, in microseconds; absent when the phase did not run.
+    #[derive(Default, serde::Serialize)]
+    struct Timings {
+        auth: Option<u64>,
+        origin: Option<u64>,
+        total: u64,
+    }
+
+    impl Timings {
+        /// `Server-Timing` (W3C): milliseconds with microsecond precision.
+        fn server_timing(&self) -> String {
+            let mut parts = Vec::with_capacity(3);
+            for (name, us) in [("auth", self.auth), ("origin", self.origin)] {
+                if let Some(us) = us {
+                    parts.push(format!("{name};dur={:.3}", us as f64 / 1000.0));
+                }
+            }
+            parts.push(format!("edge;dur={:.3}", self.total as f64 / 1000.0));
+            parts.join(", ")
+        }
+    }
+
     /// One JSON line per request on stdout (Viceroy prints it; on Fastly, stdout is the
     /// service's log stream). Never a token or a secret.
     #[derive(serde::Serialize)]
@@ -542,7 +580,12 @@ mod edge {
         attempts: Vec<String>,
         /// Why authentication failed (the problem detail; never the token).
         auth: Option<String>,
+        /// RFC 9211 cache outcome.
+        cache: &'static str,
         status: u16,
+        /// Response body size, when known.
+        bytes: Option<u64>,
+        timings_us: Timings,
     }
 }
 
