@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::cors::CorsPolicy;
+use crate::flags::{self, FlagSpec};
 use crate::route::{self, Route, RouteSpec};
 
 /// The configuration compiled into the Wasm binary.
@@ -74,15 +76,25 @@ struct ConfigFile {
     #[serde(default)]
     failover: Failover,
     auth: AuthConfig,
+    /// Feature flags evaluated at the edge and sent to the origin in `Fastgate-Flags`.
     #[serde(default)]
-    flags: BTreeMap<String, Flag>,
+    flags: BTreeMap<String, FlagSpec>,
+    /// Named CORS policies; routes refer to one by name (a route group).
+    #[serde(default)]
+    cors: BTreeMap<String, CorsPolicy>,
+    #[serde(default)]
+    rate_limiter: Limiter,
 }
 
-/// A feature flag evaluated at the edge and sent to the origin in `Fastgate-Flags`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Flag {
-    pub enabled: bool,
+/// Which counter enforces route rate limits.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Limiter {
+    /// Counters in the platform's Core Cache: exact, and enforced under Viceroy too.
+    #[default]
+    CoreCache,
+    /// Fastly Edge Rate Limiting (production; a no-op stub under Viceroy).
+    Erl,
 }
 
 /// A validated, compiled configuration.
@@ -97,7 +109,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub failover: Failover,
     pub auth: AuthConfig,
-    pub flags: BTreeMap<String, Flag>,
+    pub flags: BTreeMap<String, FlagSpec>,
+    pub cors: BTreeMap<String, CorsPolicy>,
+    pub rate_limiter: Limiter,
 }
 
 /// Where the active config came from.
@@ -123,28 +137,38 @@ pub struct Loaded {
     pub source: Source,
     /// Set when an override existed but was rejected; the adapter logs it.
     pub rejected_override: Option<ConfigError>,
+    /// Set when a flags override existed but was rejected (field, reason).
+    pub rejected_flags: Option<ConfigError>,
 }
 
 /// Chooses the config: a valid override wins; an invalid one is reported and the embedded
 /// default is used instead, so a bad push degrades to "no change", never to errors.
-pub fn load(override_json: Option<&str>) -> Result<Loaded, ConfigError> {
+///
+/// `flags_json` (the Config Store's `flags` entry) then overrides individual flags, all or
+/// nothing, so ops can flip a flag without pushing a whole config.
+pub fn load(override_json: Option<&str>, flags_json: Option<&str>) -> Result<Loaded, ConfigError> {
     let mut rejected_override = None;
+    let mut chosen = None;
     if let Some(json) = override_json.filter(|j| !j.trim().is_empty()) {
         match Config::parse(json) {
-            Ok(config) => {
-                return Ok(Loaded {
-                    config,
-                    source: Source::Override,
-                    rejected_override: None,
-                })
-            }
+            Ok(config) => chosen = Some((config, Source::Override)),
             Err(e) => rejected_override = Some(e),
         }
     }
+    let (mut config, source) = match chosen {
+        Some(c) => c,
+        None => (Config::embedded()?, Source::Embedded),
+    };
+    let rejected_flags = flags_json.and_then(|json| {
+        flags::apply_overrides(&mut config.flags, json)
+            .err()
+            .map(|(field, reason)| ConfigError::Invalid { field, reason })
+    });
     Ok(Loaded {
-        config: Config::embedded()?,
-        source: Source::Embedded,
+        config,
+        source,
         rejected_override,
+        rejected_flags,
     })
 }
 
@@ -189,6 +213,8 @@ impl Config {
             failover: file.failover,
             auth: file.auth,
             flags: file.flags,
+            cors: file.cors,
+            rate_limiter: file.rate_limiter,
         })
     }
 
@@ -254,12 +280,26 @@ impl ConfigFile {
                 )?;
             }
         }
-        for name in self.flags.keys() {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(ConfigError::Invalid {
-                    field: format!("flags.{name}"),
-                    reason: "flag names use only ASCII letters, digits and `_`".into(),
-                });
+        let invalid = |(field, reason): (String, String)| ConfigError::Invalid { field, reason };
+        flags::validate_flags(&self.flags).map_err(invalid)?;
+        for (name, policy) in &self.cors {
+            policy
+                .validate()
+                .map_err(|(f, r)| invalid((format!("cors.{name}.{f}"), r)))?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if let Some(name) = &route.cors {
+                if !self.cors.contains_key(name) {
+                    return Err(invalid((
+                        format!("routes[{i}].cors"),
+                        format!("no CORS policy named `{name}`"),
+                    )));
+                }
+            }
+            if let Some(limit) = &route.rate_limit {
+                limit
+                    .validate()
+                    .map_err(|(f, r)| invalid((format!("routes[{i}].rate_limit.{f}"), r)))?;
             }
         }
         let f = &self.failover;
@@ -374,7 +414,7 @@ mod tests {
 
     #[test]
     fn an_invalid_override_falls_back_to_the_embedded_config() {
-        let loaded = load(Some(r#"{"version":"x"}"#)).unwrap();
+        let loaded = load(Some(r#"{"version":"x"}"#), None).unwrap();
         assert_eq!(loaded.source, Source::Embedded);
         assert!(loaded
             .rejected_override
@@ -383,11 +423,19 @@ mod tests {
             .contains("missing field"));
         let mut v: serde_json::Value = serde_json::from_str(EMBEDDED).unwrap();
         v["version"] = "ops-2".into();
-        let loaded = load(Some(&v.to_string())).unwrap();
+        let loaded = load(Some(&v.to_string()), None).unwrap();
         assert_eq!(loaded.source, Source::Override);
         assert_eq!(loaded.config.version, "ops-2");
         assert_ne!(loaded.config.hash, Config::embedded().unwrap().hash);
-        assert_eq!(load(None).unwrap().source, Source::Embedded);
+        assert_eq!(load(None, None).unwrap().source, Source::Embedded);
+        let flipped = load(None, Some(r#"{"new_schema": {"enabled": true}}"#)).unwrap();
+        assert_eq!(flipped.config.flags["new_schema"], FlagSpec::Switch(true));
+        let bad = load(None, Some(r#"{"new_shcema": {"enabled": true}}"#)).unwrap();
+        assert!(bad
+            .rejected_flags
+            .unwrap()
+            .to_string()
+            .contains("flags.new_shcema"));
     }
 
     #[test]

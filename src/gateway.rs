@@ -9,9 +9,12 @@ use std::net::IpAddr;
 
 use crate::auth::{self, AuthFailure, KeySource, RouteAuth, Verified};
 use crate::config::{Config, Failover};
+use crate::cors;
+use crate::flags;
 use crate::geo::{self, ClientGeo, GeoLevel};
 use crate::path;
 use crate::problem::{Problem, ProblemKind};
+use crate::ratelimit::RateLimitSpec;
 use crate::request_id;
 use crate::route::{self, NoRoute, RouteInput};
 use crate::sanitize::{self, HeaderEdits};
@@ -57,15 +60,20 @@ pub struct Forward {
     pub attempt_timeout_ms: u64,
     /// The route's auth requirements, for the authenticate phase.
     pub auth: RouteAuth,
-    /// The `Fastgate-Flags` value for this request.
-    pub flags: String,
+    /// The route's rate limit, for the limit phase.
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 /// The outcome of the request phases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Forward(Forward),
-    Redirect { status: u16, location: String },
+    /// A CORS preflight allowed by the route's policy: answer 204 with these headers.
+    Preflight(Vec<(&'static str, String)>),
+    Redirect {
+        status: u16,
+        location: String,
+    },
     Respond(Problem),
 }
 
@@ -75,6 +83,9 @@ pub struct Plan {
     pub request_id: String,
     pub route_id: Option<String>,
     pub decision: Decision,
+    /// CORS headers for whatever response this request gets (errors included, so a page
+    /// can read them), with `Vary: Origin` whenever a policy applies.
+    pub cors_headers: Vec<(&'static str, String)>,
 }
 
 /// The gateway: a validated config plus the phase logic.
@@ -96,13 +107,15 @@ impl Gateway {
     pub fn plan(&self, req: &RequestFacts<'_>) -> Plan {
         let request_id = request_id::resolve(req.header(request_id::HEADER));
         let mut route_id = None;
+        let mut cors_headers = Vec::new();
         let decision = self
-            .decide(req, &request_id, &mut route_id)
+            .decide(req, &request_id, &mut route_id, &mut cors_headers)
             .unwrap_or_else(Decision::Respond);
         Plan {
             request_id,
             route_id,
             decision,
+            cors_headers,
         }
     }
 
@@ -111,14 +124,23 @@ impl Gateway {
         req: &RequestFacts<'_>,
         request_id: &str,
         route_id: &mut Option<String>,
+        cors_headers: &mut Vec<(&'static str, String)>,
     ) -> Result<Decision, Problem> {
         let problem = |kind, detail: String| Problem::new(kind, detail, request_id);
         // normalize
         let path = path::normalize(req.path)
             .map_err(|e| problem(ProblemKind::BadRequest, e.to_string()))?;
+        // A CORS preflight is routed as the request it announces, and answered here.
+        let origin = req.header("origin");
+        let announced = req.header("access-control-request-method");
+        let preflight = req.method == "OPTIONS" && origin.is_some() && announced.is_some();
         // route
         let input = RouteInput {
-            method: req.method,
+            method: if preflight {
+                announced.unwrap_or("OPTIONS")
+            } else {
+                req.method
+            },
             path: &path,
             host: req.header("host"),
             headers: &req.headers,
@@ -133,6 +155,35 @@ impl Gateway {
             ),
         })?;
         *route_id = Some(route.id.clone());
+        // cors
+        let policy = route
+            .cors
+            .as_ref()
+            .and_then(|name| self.config.cors.get(name));
+        if preflight {
+            let denied = |reason: String| problem(ProblemKind::CorsDenied, reason);
+            let Some(policy) = policy else {
+                return Err(denied(
+                    "this route does not allow cross-origin requests".into(),
+                ));
+            };
+            return match cors::preflight(
+                policy,
+                origin,
+                announced,
+                req.header("access-control-request-headers"),
+            ) {
+                cors::Preflight::Allowed(headers) => Ok(Decision::Preflight(headers)),
+                cors::Preflight::Denied(reason) => {
+                    *cors_headers = cors::decorate(policy, None);
+                    Err(denied(reason))
+                }
+                cors::Preflight::NotCors => Err(denied("not a CORS preflight".into())),
+            };
+        }
+        if let Some(policy) = policy {
+            *cors_headers = cors::decorate(policy, origin);
+        }
         // rewrite
         let (path, query) = match &route.rewrite {
             Some(rw) => rw
@@ -180,19 +231,20 @@ impl Gateway {
                 .timeout_ms
                 .unwrap_or(self.config.failover.attempt_timeout_ms),
             auth: route.auth.clone(),
-            flags: self.flags(),
+            rate_limit: route.rate_limit.clone(),
         }))
     }
 
-    /// `name=1|0` for every configured flag, comma-separated, in name order.
-    fn flags(&self) -> String {
-        let pairs: Vec<String> = self
-            .config
-            .flags
-            .iter()
-            .map(|(name, flag)| format!("{name}={}", u8::from(flag.enabled)))
-            .collect();
-        pairs.join(",")
+    /// The `Fastgate-Flags` value for this caller: flags are evaluated after authentication,
+    /// so percentage rollouts hash the verified subject (or the client IP when anonymous).
+    pub fn flags(&self, subject: Option<&str>, ip: Option<IpAddr>, geo: &ClientGeo) -> String {
+        flags::evaluate(
+            &self.config.flags,
+            subject,
+            ip,
+            geo.country.as_deref(),
+            geo.continent.as_deref(),
+        )
     }
 
     /// The authenticate phase for a forwarded request: reads the token the route's policy
@@ -238,6 +290,15 @@ pub fn identity_unavailable(request_id: &str) -> Problem {
     Problem::new(
         ProblemKind::Unavailable,
         "the edge's identity signing key is unavailable",
+        request_id,
+    )
+}
+
+/// The 429 answer when a route's rate limit refuses the request.
+pub fn rate_limited(request_id: &str, retry_after_s: u32) -> Problem {
+    Problem::new(
+        ProblemKind::TooManyRequests,
+        format!("rate limit exceeded; retry after {retry_after_s} s"),
         request_id,
     )
 }

@@ -6,12 +6,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod failover;
+pub mod flags;
 pub mod gateway;
 pub mod geo;
 pub mod identity;
 pub mod path;
 pub mod problem;
+pub mod ratelimit;
 pub mod request_id;
 pub mod rewrite;
 pub mod route;

@@ -3,6 +3,10 @@
 //! log). It decides nothing that a native test could check instead.
 
 #[cfg(target_arch = "wasm32")]
+#[path = "adapter/limiter.rs"]
+mod limiter;
+
+#[cfg(target_arch = "wasm32")]
 mod edge {
     use std::time::{Duration, Instant};
 
@@ -20,11 +24,16 @@ mod edge {
     use fastgate::geo::ClientGeo;
     use fastgate::identity;
     use fastgate::problem::{self, Problem};
+    use fastgate::ratelimit;
     use fastgate::request_id;
+
+    use crate::limiter;
 
     /// Config Store and key that hold an ops override of the embedded config.
     const CONFIG_STORE: &str = "fastgate_config";
     const CONFIG_KEY: &str = "config";
+    /// Config Store key with flag overrides (`{"new_schema": {"enabled": true}}`).
+    const FLAGS_KEY: &str = "flags";
     /// How long one half-open probe has to finish before another request may probe.
     const PROBE_WINDOW: Duration = Duration::from_secs(5);
     /// How long a down-mark lingers (stale) after it expires, so a probe can be elected.
@@ -36,7 +45,7 @@ mod edge {
     /// Time limit for one JWKS fetch attempt.
     const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 
-    pub fn handle(req: Request) -> Response {
+    pub fn handle(mut req: Request) -> Response {
         let started = Instant::now();
         let loaded = match load_config() {
             Ok(loaded) => loaded,
@@ -49,6 +58,9 @@ mod edge {
         };
         if let Some(e) = &loaded.rejected_override {
             log_event("config_override_rejected", &e.to_string());
+        }
+        if let Some(e) = &loaded.rejected_flags {
+            log_event("flags_override_rejected", &e.to_string());
         }
         let config_header = format!(
             "{}; hash={}; source={}",
@@ -103,6 +115,13 @@ mod edge {
         };
         let mut resp = match plan.decision {
             Decision::Respond(p) => problem_response(&p),
+            Decision::Preflight(headers) => {
+                let mut resp = Response::from_status(StatusCode::NO_CONTENT);
+                for (name, value) in headers {
+                    resp.set_header(name, value);
+                }
+                resp
+            }
             Decision::Redirect { status, location } => Response::from_status(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
             )
@@ -135,22 +154,65 @@ mod edge {
                         resp
                     }
                     Ok(verified) => {
-                        let identity = identity::identity_header(verified.as_ref());
-                        let origin_started = Instant::now();
-                        let resp = forward_with_failover(
-                            req,
-                            forward,
-                            &identity,
-                            secrets.as_ref(),
-                            &plan.request_id,
-                            &mut log,
-                        );
-                        log.timings_us.origin = Some(micros(origin_started));
-                        resp
+                        let subject = verified.as_ref().map(|v| v.sub.as_str());
+                        let limit = forward.rate_limit.as_ref().map(|spec| {
+                            limiter::check(
+                                spec,
+                                gateway.config().rate_limiter,
+                                &forward.route_id,
+                                subject,
+                                client_ip,
+                                &mut req,
+                            )
+                        });
+                        match limit {
+                            Some((spec, verdict)) if !verdict.allowed => {
+                                let retry = verdict.retry_after_s.unwrap_or(verdict.reset_s);
+                                let p = gateway::rate_limited(&plan.request_id, retry);
+                                let mut resp = problem_response(&p);
+                                for (name, value) in
+                                    ratelimit::headers(&spec, &forward.route_id, &verdict)
+                                {
+                                    resp.set_header(name, value);
+                                }
+                                resp
+                            }
+                            limit => {
+                                let identity = identity::identity_header(verified.as_ref());
+                                let flags = gateway.flags(subject, client_ip, &geo);
+                                let route_id = forward.route_id.clone();
+                                let origin_started = Instant::now();
+                                let mut resp = forward_with_failover(
+                                    req,
+                                    forward,
+                                    &identity,
+                                    &flags,
+                                    secrets.as_ref(),
+                                    &plan.request_id,
+                                    &mut log,
+                                );
+                                log.timings_us.origin = Some(micros(origin_started));
+                                if let Some((spec, verdict)) = limit {
+                                    for (name, value) in
+                                        ratelimit::headers(&spec, &route_id, &verdict)
+                                    {
+                                        resp.set_header(name, value);
+                                    }
+                                }
+                                resp
+                            }
+                        }
                     }
                 }
             }
         };
+        for (name, value) in &plan.cors_headers {
+            if name.eq_ignore_ascii_case("vary") {
+                append_vary(&mut resp, value);
+            } else {
+                resp.set_header(*name, value.as_str());
+            }
+        }
         log.status = resp.get_status().as_u16();
         log.bytes = resp.get_content_length().map(|n| n as u64);
         log.timings_us.total = micros(started);
@@ -187,10 +249,9 @@ mod edge {
     }
 
     fn load_config() -> Result<Loaded, config::ConfigError> {
-        let over = ConfigStore::try_open(CONFIG_STORE)
-            .ok()
-            .and_then(|store| store.try_get(CONFIG_KEY).ok().flatten());
-        config::load(over.as_deref())
+        let store = ConfigStore::try_open(CONFIG_STORE).ok();
+        let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
+        config::load(entry(CONFIG_KEY).as_deref(), entry(FLAGS_KEY).as_deref())
     }
 
     /// Sends to the healthiest preferred backend, moving down the list as far as the
@@ -199,6 +260,7 @@ mod edge {
         mut req: Request,
         forward: Forward,
         identity: &str,
+        flags: &str,
         secrets: Option<&SecretStore>,
         request_id: &str,
         log: &mut LogLine<'_>,
@@ -227,12 +289,12 @@ mod edge {
             path: req.get_path(),
             query: req.get_query_str(),
             identity,
-            flags: &forward.flags,
+            flags,
             request_id,
         };
         let (input, signature) = identity::sign(&signed, &key, &key_id, unix_now());
         req.set_header(identity::IDENTITY_HEADER, identity);
-        req.set_header(identity::FLAGS_HEADER, forward.flags.as_str());
+        req.set_header(identity::FLAGS_HEADER, flags);
         req.set_header(identity::SIGNATURE_INPUT_HEADER, input);
         req.set_header(identity::SIGNATURE_HEADER, signature);
         let method = req.get_method_str().to_owned();
@@ -537,6 +599,22 @@ mod edge {
     fn log_event(event: &str, detail: &str) {
         let line = serde_json::json!({ "event": event, "detail": detail });
         println!("{line}");
+    }
+
+    /// Adds `tokens` to `Vary` without dropping what the origin already varies on.
+    fn append_vary(resp: &mut Response, tokens: &str) {
+        let existing = resp.get_header_str("vary").unwrap_or_default().to_owned();
+        let mut merged: Vec<String> = existing
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if !merged.iter().any(|m| m.eq_ignore_ascii_case(token)) {
+                merged.push(token.to_owned());
+            }
+        }
+        resp.set_header("vary", merged.join(", "));
     }
 
     fn micros(since: Instant) -> u64 {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::auth::RouteAuth;
+use crate::ratelimit::RateLimitSpec;
 use crate::rewrite::{Redirect, Rewrite, RewriteSpec};
 
 /// How a route matches a path, as written in the config.
@@ -56,6 +57,11 @@ pub struct RouteSpec {
     /// Who may call it. Absent means `{"policy": "required"}`: closed unless opened.
     #[serde(default)]
     pub auth: RouteAuth,
+    /// Name of the CORS policy (in the config's `cors`) this route belongs to.
+    #[serde(default)]
+    pub cors: Option<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +91,8 @@ pub struct Route {
     pub redirect: Option<Redirect>,
     pub timeout_ms: Option<u64>,
     pub auth: RouteAuth,
+    pub cors: Option<String>,
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 /// What routing looks at in a request.
@@ -163,6 +171,8 @@ impl RouteSpec {
             redirect: self.redirect.clone(),
             timeout_ms: self.timeout_ms,
             auth: self.auth.clone(),
+            cors: self.cors.clone(),
+            rate_limit: self.rate_limit.clone(),
         })
     }
 }

@@ -65,6 +65,16 @@ pub fn start_stack_env(
     config_override: Option<String>,
     origin_env: Vec<(&str, &str)>,
 ) -> (Stack, StackSpec) {
+    start_stack_full(backends, config_override, None, origin_env)
+}
+
+/// The general form: config and flag overrides in the Config Store, origin environment.
+pub fn start_stack_full(
+    backends: Vec<(&str, Upstream)>,
+    config_override: Option<String>,
+    flags_override: Option<String>,
+    origin_env: Vec<(&str, &str)>,
+) -> (Stack, StackSpec) {
     let a = artifacts();
     let data_dir = std::env::temp_dir().join(format!(
         "fastgate-e2e-data-{}-{}",
@@ -88,6 +98,7 @@ pub fn start_stack_env(
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
         config_override,
+        flags_override,
         secrets: Secrets::generate().expect("generating secrets"),
     };
     let stack = Stack::start(&spec).expect("starting the stack");

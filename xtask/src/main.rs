@@ -63,6 +63,7 @@ fn serve() -> Result<()> {
         inherit_output: true,
         origin_env: Vec::new(),
         config_override: None,
+        flags_override: None,
         secrets: Secrets::load_or_create(&root.join(".fastgate/secrets.json"))?,
     };
     let stop = Arc::new(AtomicBool::new(false));

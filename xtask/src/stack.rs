@@ -46,6 +46,8 @@ pub struct StackSpec {
     /// A gateway config to serve from the `fastgate_config` Config Store (key `config`),
     /// as ops would push it; `None` keeps the base manifest's store.
     pub config_override: Option<String>,
+    /// Flag overrides for the Config Store's `flags` key (`{"new_schema": {"enabled": true}}`).
+    pub flags_override: Option<String>,
     /// Shared secrets: written to the edge's Secret Store file and given to the origins.
     pub secrets: Secrets,
 }
@@ -185,14 +187,19 @@ impl Stack {
                 .with_context(|| format!("origin {name} did not become ready"))?;
         }
         let manifest = stack.run_dir.join("fastly.toml");
-        let store_file = match &spec.config_override {
-            Some(json) => {
-                let path = stack.run_dir.join("config-store.json");
-                let entries = serde_json::json!({ "config": json });
-                std::fs::write(&path, entries.to_string())?;
-                Some(path)
-            }
-            None => None,
+        let mut entries = serde_json::Map::new();
+        if let Some(json) = &spec.config_override {
+            entries.insert("config".into(), json.clone().into());
+        }
+        if let Some(json) = &spec.flags_override {
+            entries.insert("flags".into(), json.clone().into());
+        }
+        let store_file = if entries.is_empty() {
+            None
+        } else {
+            let path = stack.run_dir.join("config-store.json");
+            std::fs::write(&path, serde_json::Value::Object(entries).to_string())?;
+            Some(path)
         };
         let secrets_file = stack.run_dir.join("secrets.json");
         std::fs::write(&secrets_file, spec.secrets.store_json())?;
