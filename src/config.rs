@@ -84,6 +84,10 @@ struct ConfigFile {
     cors: BTreeMap<String, CorsPolicy>,
     #[serde(default)]
     rate_limiter: Limiter,
+    /// Fastly log endpoint for the per-request JSON line; absent: stdout (Viceroy prints it,
+    /// and on Fastly it reaches log tailing).
+    #[serde(default)]
+    log_endpoint: Option<String>,
 }
 
 /// Which counter enforces route rate limits.
@@ -112,6 +116,7 @@ pub struct Config {
     pub flags: BTreeMap<String, FlagSpec>,
     pub cors: BTreeMap<String, CorsPolicy>,
     pub rate_limiter: Limiter,
+    pub log_endpoint: Option<String>,
 }
 
 /// Where the active config came from.
@@ -215,6 +220,7 @@ impl Config {
             flags: file.flags,
             cors: file.cors,
             rate_limiter: file.rate_limiter,
+            log_endpoint: file.log_endpoint,
         })
     }
 

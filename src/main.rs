@@ -219,7 +219,8 @@ mod edge {
         resp.set_header("server-timing", log.timings_us.server_timing());
         resp.set_header(request_id::HEADER, &plan.request_id);
         resp.set_header("fastgate-config", config_header);
-        println!("{}", serde_json::to_string(&log).unwrap_or_default());
+        let line = serde_json::to_string(&log).unwrap_or_default();
+        write_log(gateway.config().log_endpoint.as_deref(), &line);
         resp
     }
 
@@ -594,6 +595,17 @@ mod edge {
             .with_header("content-type", problem::CONTENT_TYPE)
             .with_header("cache-control", "no-store")
             .with_body(p.to_json())
+    }
+
+    /// Writes one log line to the configured Fastly log endpoint, or to stdout.
+    fn write_log(endpoint: Option<&str>, line: &str) {
+        use std::io::Write;
+        match endpoint.and_then(|name| fastly::log::Endpoint::try_from_name(name).ok()) {
+            Some(mut endpoint) => {
+                let _ = writeln!(endpoint, "{line}");
+            }
+            None => println!("{line}"),
+        }
     }
 
     fn log_event(event: &str, detail: &str) {
