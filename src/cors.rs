@@ -795,7 +795,7 @@ mod tests {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let mut validated = 0;
         for _ in 0..20_000 {
-            let mut pick = |rng: &mut Rng, fixed: &[&str]| -> String {
+            let pick = |rng: &mut Rng, fixed: &[&str]| -> String {
                 match (rng.next() % (fixed.len() as u64 + 1)) as usize {
                     k if k < fixed.len() => fixed[k].to_owned(),
                     _ => rng.string(),
@@ -812,7 +812,7 @@ mod tests {
                 allowed_methods: vec![pick(&mut rng, &["GET", "PUT", "*"])],
                 allowed_headers: vec![pick(&mut rng, &["x-a", "authorization", "*"])],
                 expose_headers: vec![pick(&mut rng, &["x-request-id", "*"])],
-                allow_credentials: rng.next() % 2 == 0,
+                allow_credentials: rng.next().is_multiple_of(2),
                 max_age_s: (rng.next() % 100_000) as u32,
             };
             let valid = p.validate().is_ok();

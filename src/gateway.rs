@@ -67,7 +67,7 @@ pub struct Forward {
 /// The outcome of the request phases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Forward(Forward),
+    Forward(Box<Forward>),
     /// A CORS preflight allowed by the route's policy: answer 204 with these headers.
     Preflight(Vec<(&'static str, String)>),
     Redirect {
@@ -219,7 +219,7 @@ impl Gateway {
             Some(list) => (list.as_slice(), GeoLevel::Route),
             None => geo::select_backends(&self.config.geo, &req.geo),
         };
-        Ok(Decision::Forward(Forward {
+        Ok(Decision::Forward(Box::new(Forward {
             route_id: route.id.clone(),
             backends: backends.to_vec(),
             geo_level,
@@ -232,7 +232,7 @@ impl Gateway {
                 .unwrap_or(self.config.failover.attempt_timeout_ms),
             auth: route.auth.clone(),
             rate_limit: route.rate_limit.clone(),
-        }))
+        })))
     }
 
     /// The `Fastgate-Flags` value for this caller: flags are evaluated after authentication,
@@ -337,7 +337,7 @@ mod tests {
 
     fn forward(plan: Plan) -> Forward {
         match plan.decision {
-            Decision::Forward(f) => f,
+            Decision::Forward(f) => *f,
             other => panic!("expected forward, got {other:?}"),
         }
     }

@@ -127,6 +127,7 @@ mod edge {
             )
             .with_header("location", location),
             Decision::Forward(forward) => {
+                let forward = *forward;
                 log.geo_level = Some(forward.geo_level.as_str());
                 let secrets = SecretStore::open(SECRET_STORE).ok();
                 let mut keys = PlatformKeys {

@@ -665,7 +665,7 @@ mod tests {
             let text = String::from_utf8_lossy(&raw).into_owned();
             let _ = KeySource::try_from(text.clone());
             let _ = serde_json::from_slice::<RateLimitSpec>(&raw);
-            let body_ip = if rng.next() % 2 == 0 {
+            let body_ip = if rng.next().is_multiple_of(2) {
                 Some(IpAddr::from([10, 0, 0, (rng.next() % 256) as u8]))
             } else {
                 None
