@@ -1,0 +1,68 @@
+//! Telemetry: the per-request JSON log line, `Server-Timing`, and event lines.
+
+use std::time::Instant;
+
+/// Writes one log line to the configured Fastly log endpoint, or to stdout.
+pub fn write_log(endpoint: Option<&str>, line: &str) {
+    use std::io::Write;
+    match endpoint.and_then(|name| fastly::log::Endpoint::try_from_name(name).ok()) {
+        Some(mut endpoint) => {
+            let _ = writeln!(endpoint, "{line}");
+        }
+        None => println!("{line}"),
+    }
+}
+
+pub fn log_event(event: &str, detail: &str) {
+    let line = serde_json::json!({ "event": event, "detail": detail });
+    println!("{line}");
+}
+
+pub fn micros(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Phase durations, in microseconds; absent when the phase did not run.
+#[derive(Default, serde::Serialize)]
+pub struct Timings {
+    pub auth: Option<u64>,
+    pub origin: Option<u64>,
+    pub total: u64,
+}
+
+impl Timings {
+    /// `Server-Timing` (W3C): milliseconds with microsecond precision.
+    pub fn server_timing(&self) -> String {
+        let mut parts = Vec::with_capacity(3);
+        for (name, us) in [("auth", self.auth), ("origin", self.origin)] {
+            if let Some(us) = us {
+                parts.push(format!("{name};dur={:.3}", us as f64 / 1000.0));
+            }
+        }
+        parts.push(format!("edge;dur={:.3}", self.total as f64 / 1000.0));
+        parts.join(", ")
+    }
+}
+
+/// One JSON line per request on stdout (Viceroy prints it; on Fastly, stdout is the
+/// service's log stream). Never a token or a secret.
+#[derive(serde::Serialize)]
+pub struct LogLine<'a> {
+    pub request_id: &'a str,
+    pub method: String,
+    pub client_ip: Option<std::net::IpAddr>,
+    pub country: Option<&'a str>,
+    pub continent: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub geo_level: Option<&'static str>,
+    pub backend: Option<String>,
+    pub attempts: Vec<String>,
+    /// Why authentication failed (the problem detail; never the token).
+    pub auth: Option<String>,
+    /// RFC 9211 cache outcome.
+    pub cache: &'static str,
+    pub status: u16,
+    /// Response body size, when known.
+    pub bytes: Option<u64>,
+    pub timings_us: Timings,
+}
