@@ -19,3 +19,4 @@ pub mod request_id;
 pub mod rewrite;
 pub mod route;
 pub mod sanitize;
+pub mod cache;
