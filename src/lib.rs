@@ -5,6 +5,7 @@
 //! and performs the platform calls the resulting [`gateway::Decision`] asks for.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod failover;
@@ -19,4 +20,3 @@ pub mod request_id;
 pub mod rewrite;
 pub mod route;
 pub mod sanitize;
-pub mod cache;

@@ -15,7 +15,7 @@ fn main(req: fastly::Request) -> Result<fastly::Response, fastly::Error> {
 fn main() {
     eprintln!(
         "fastgate's edge binary runs on Fastly Compute: build it with \
-         `cargo build --release --target wasm32-wasip1` and run it with `cargo xtask serve`."
+         `cargo build --profile wasm --target wasm32-wasip1` and run it with `cargo xtask serve`."
     );
     std::process::exit(2);
 }

@@ -41,6 +41,8 @@ pub enum DbError {
 pub struct Db {
     pub pool: AnyPool,
     pub engine: Engine,
+    /// Group-commit writer for `items` (see [`crate::batch`]).
+    pub items: crate::batch::ItemWriter,
 }
 
 impl Db {
@@ -87,7 +89,12 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        let db = Self { pool, engine };
+        let items = crate::batch::ItemWriter::spawn(pool.clone());
+        let db = Self {
+            pool,
+            engine,
+            items,
+        };
         let lock = match engine {
             Engine::Sqlite => Some(sqlite_lock_path(&url, &settings.data_dir)),
             Engine::Postgres => None,

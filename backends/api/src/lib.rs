@@ -2,6 +2,7 @@
 //! routes into an axum `Router`, so integration tests drive exactly what the binary serves.
 
 pub mod auth;
+pub mod batch;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -37,7 +38,7 @@ const CACHE_CAPACITY: usize = 10_000;
 /// Shared state handed to every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub name: String,
+    pub name: Arc<str>,
     pub db: db::Db,
     pub tokens: Arc<auth::Tokens>,
     pub dummy_hash: Arc<str>,
@@ -46,6 +47,8 @@ pub struct AppState {
     /// Wakes this process's worker when it enqueues a job.
     pub wake: Arc<Notify>,
     pub cache: Arc<cache::PayloadCache>,
+    /// Users rows already looked up (they never change; see [`cache::UserCache`]).
+    pub users: Arc<cache::UserCache>,
     /// The reference's `api_call` metric.
     pub api_calls: Arc<AtomicU64>,
 }
@@ -92,7 +95,7 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
     let blobs =
         pipeline::storage::Blobs::open(&settings.data_dir, settings.object_store_url.as_deref())?;
     let state = AppState {
-        name: settings.name.clone(),
+        name: Arc::from(settings.name.as_str()),
         db: db.clone(),
         tokens: Arc::new(tokens),
         dummy_hash: auth::password::dummy_hash().await?,
@@ -100,6 +103,7 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
         new_schema_default: settings.new_schema_default,
         wake: Arc::new(Notify::new()),
         cache: Arc::new(cache::PayloadCache::new(CACHE_CAPACITY)),
+        users: Arc::new(cache::UserCache::new(CACHE_CAPACITY)),
         api_calls: Arc::new(AtomicU64::new(0)),
     };
     if settings.worker_enabled {

@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: the request path allocates and frees many small
+/// buffers across two worker threads, where glibc's malloc/free showed up at ~8-10% of
+/// the server's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(version, about = "fastgate origin backend")]
 struct Cli {

@@ -1,8 +1,20 @@
 //! The queries behind the reference's endpoints, each written once for SQLite and PostgreSQL.
 
+use std::sync::Arc;
+
 use sqlx::Row;
 
+use crate::cache::UserCache;
 use crate::db::Db;
+
+fn user_row(r: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: r.try_get(0)?,
+        email: r.try_get(1)?,
+        full_name: r.try_get(2)?,
+        joined: r.try_get(3)?,
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -50,36 +62,51 @@ impl Db {
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
-    pub async fn joined_by_email(&self, email: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT joined FROM users WHERE email = $1")
+    /// The user with this email, from `cache` when a lookup already found it (users rows
+    /// never change; see [`UserCache`]).
+    pub async fn user_by_email(
+        &self,
+        cache: &UserCache,
+        email: &str,
+    ) -> Result<Option<Arc<UserRow>>, sqlx::Error> {
+        if let Some(row) = cache.by_email(email) {
+            return Ok(Some(row));
+        }
+        let row = sqlx::query("SELECT id, email, full_name, joined FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| r.try_get(0)).transpose()
+        let row = row.map(|r| user_row(&r)).transpose()?.map(Arc::new);
+        // Keyed by the row's own email: the query matched it exactly (no collation).
+        if let Some(row) = row.as_ref().filter(|r| r.email == email) {
+            cache.put(row.clone());
+        }
+        Ok(row)
     }
 
-    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    /// The user with this id, from `cache` when a lookup already found it.
+    pub async fn user_by_id(
+        &self,
+        cache: &UserCache,
+        id: &str,
+    ) -> Result<Option<Arc<UserRow>>, sqlx::Error> {
+        if let Some(row) = cache.by_id(id) {
+            return Ok(Some(row));
+        }
         let row = sqlx::query("SELECT id, email, full_name, joined FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(UserRow {
-                id: r.try_get(0)?,
-                email: r.try_get(1)?,
-                full_name: r.try_get(2)?,
-                joined: r.try_get(3)?,
-            })
-        })
-        .transpose()
+        let row = row.map(|r| user_row(&r)).transpose()?.map(Arc::new);
+        if let Some(row) = row.as_ref().filter(|r| r.id == id) {
+            cache.put(row.clone());
+        }
+        Ok(row)
     }
 
-    pub async fn insert_item(&self, data: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO items (data) VALUES ($1)")
-            .bind(data)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Inserts one `items` row through the group-commit writer; returns once committed.
+    pub async fn insert_item(&self, data: String) -> Result<(), sqlx::Error> {
+        self.items.insert(data).await
     }
 
     pub async fn summaries_for(&self, user_id: &str) -> Result<Vec<SummaryRow>, sqlx::Error> {

@@ -35,11 +35,25 @@ fn inbound_id(req: &Request) -> Option<HeaderValue> {
     ok.then(|| v.clone())
 }
 
+/// A fresh random (v4) UUID, drawn from the thread's CSPRNG rather than one `getrandom`
+/// system call per request (which `Uuid::new_v4` makes).
+fn fresh_id() -> HeaderValue {
+    let bytes: [u8; 16] = rand::Rng::gen(&mut rand::thread_rng());
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
+}
+
 pub async fn request_context(req: Request, next: Next) -> Response {
-    let id = inbound_id(&req).unwrap_or_else(|| {
-        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-            .unwrap_or(HeaderValue::from_static("-"))
-    });
+    let id = inbound_id(&req).unwrap_or_else(fresh_id);
+    // The per-request span and line are info-level: when the filter drops them (e.g.
+    // `RUST_LOG=warn`), skip building them and reading the clock altogether.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        let mut response = next.run(req).await;
+        response.headers_mut().insert(REQUEST_ID, id);
+        return response;
+    }
     let span = tracing::info_span!(
         "request",
         request_id = %id.to_str().unwrap_or("-"),

@@ -91,14 +91,14 @@ pub async fn profile(
     edge: Option<Extension<EdgeIdentity>>,
 ) -> Result<Json<ProfileOut>, ApiError> {
     let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
-    let joined = st
+    let row = st
         .db
-        .joined_by_email(&user.sub)
+        .user_by_email(&st.users, &user.sub)
         .await?
         .ok_or(ApiError::http(StatusCode::NOT_FOUND, "User not found"))?;
     Ok(Json(ProfileOut {
         email: user.sub,
-        joined,
+        joined: row.joined.clone(),
     }))
 }
 
@@ -115,9 +115,10 @@ pub async fn get_user(
     let id = path_uuid("user_id", &user_id)?;
     let row = st
         .db
-        .user_by_id(&id.to_string())
+        .user_by_id(&st.users, &id.to_string())
         .await?
         .ok_or(ApiError::http(StatusCode::NOT_FOUND, "User not found"))?;
+    let row = UserRow::clone(&row);
     let new_schema = flags::flag(&headers, "new_schema").unwrap_or(st.new_schema_default);
     if new_schema {
         let full = row.full_name.unwrap_or_default();

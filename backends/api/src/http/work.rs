@@ -29,7 +29,7 @@ pub async fn process(
     let req = ProcessIn::validate(&input)?;
     st.cache
         .put(format!("cache:{}", req.id), req.payload.to_compact());
-    st.db.insert_item(&req.dump_json()).await?;
+    st.db.insert_item(req.dump_json()).await?;
     st.api_calls.fetch_add(1, Ordering::Relaxed);
     Ok(Json(StatusOut { status: "ok" }))
 }
