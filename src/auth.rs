@@ -1028,13 +1028,8 @@ mod tests {
             raw(&json!({"alg":"none"}), &claims(), ""),
         ];
         let alphabet = b"ABCxyz019-_.=+/ {}\"\\:,\x00\xff";
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_rng::Rng(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next();
         for i in 0..20_000 {
             let mut bytes = seeds[i % seeds.len()].clone().into_bytes();
             for _ in 0..=(next() % 6) {

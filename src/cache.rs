@@ -2243,15 +2243,9 @@ mod tests {
 
     // --- robustness ---------------------------------------------------------------------
 
-    /// Deterministic xorshift: no dependency, reproducible failures.
-    struct Rng(u64);
+    use crate::test_rng::Rng;
+
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
         fn text(&mut self) -> String {
             const PIECES: &[&[u8]] = &[
                 b"max-age",

@@ -743,15 +743,9 @@ mod tests {
         assert!(header(&decorate(&p, Some("https://[::2]:8443")), ALLOW_ORIGIN).is_none());
     }
 
-    /// Deterministic xorshift: no dependency, reproducible failures.
-    struct Rng(u64);
+    use crate::test_rng::Rng;
+
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
         fn string(&mut self) -> String {
             const PIECES: &[&str] = &[
                 "https",

@@ -490,15 +490,9 @@ mod tests {
         }
     }
 
-    /// Deterministic xorshift: no dependency, reproducible failures.
-    struct Rng(u64);
+    use crate::test_rng::Rng;
+
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
         fn json(&mut self) -> String {
             const PIECES: &[&str] = &[
                 "{",

@@ -20,3 +20,6 @@ pub mod request_id;
 pub mod rewrite;
 pub mod route;
 pub mod sanitize;
+
+#[cfg(test)]
+mod test_rng;

@@ -616,15 +616,9 @@ mod tests {
         assert!(k.starts_with("rl:login:60:ip:"));
     }
 
-    /// Deterministic xorshift: no dependency, reproducible failures.
-    struct Rng(u64);
+    use crate::test_rng::Rng;
+
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
         fn bytes(&mut self) -> Vec<u8> {
             const PIECES: &[&[u8]] = &[
                 b"{",
