@@ -468,16 +468,7 @@ async fn run_suite(base: &str, target: Target) -> usize {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = common::login(&client, base, &email, PASSWORD).await;
     let ctx = Ctx {
         target,
         run,

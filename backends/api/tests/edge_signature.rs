@@ -365,16 +365,7 @@ async fn bare_origin_ignores_the_identity_header() {
     );
 
     // The bearer token counts, and flags are read as sent (a bare dev run).
-    let r = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": "correct-horse-1"}))
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = common::login(&client, base, &email, "correct-horse-1").await;
     let r = client
         .get(format!("{base}/api/user/{uid}"))
         .bearer_auth(&token)

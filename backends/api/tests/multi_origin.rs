@@ -42,16 +42,8 @@ async fn three_origins_share_db_and_es256_keys() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    let r = client
-        .post(format!("{}/api/auth/login", origins[1].url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let email = body["email"].as_str().unwrap();
+    let token = common::login(&client, &origins[1].url, email, "correct-horse-1").await;
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(header.kid.as_deref(), keys[0]["kid"].as_str());

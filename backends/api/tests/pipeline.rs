@@ -21,16 +21,7 @@ async fn token(client: &reqwest::Client, base: &str, email: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    let r = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    common::login(client, base, email, "correct-horse-1").await
 }
 
 async fn crashed_worker_job_completes_once(database_url: Option<String>) {

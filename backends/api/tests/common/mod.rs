@@ -182,3 +182,18 @@ pub fn random_word(len: usize) -> String {
         .map(|b| (b'a' + b % 26) as char)
         .collect()
 }
+
+/// Logs in over HTTP and returns the bearer token; panics with the response when login fails.
+pub async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let r = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let body = r.json::<serde_json::Value>().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login failed: {body}"))
+        .to_owned()
+}
