@@ -100,18 +100,23 @@ fn enforced_env() -> String {
     format!("{}:{}, {}:{}", KEY1.0, KEY1.1, KEY2.0, KEY2.1)
 }
 
+/// A real origin with both test keys, and enforcement `verify` ("true" or "false").
+fn start_with_keys(name: &str, dir: &std::path::Path, verify: &str) -> Origin {
+    let keys = enforced_env();
+    Origin::start(
+        name,
+        dir,
+        &[
+            ("FASTGATE_VERIFY_EDGE_SIGNATURE", verify),
+            ("FASTGATE_IDENTITY_KEYS", &keys),
+        ],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn enforced_origin_requires_the_edge_signature() {
     let dir = temp_dir("edge-sig");
-    let keys = enforced_env();
-    let origin = Origin::start(
-        "origin_signed",
-        &dir,
-        &[
-            ("FASTGATE_VERIFY_EDGE_SIGNATURE", "true"),
-            ("FASTGATE_IDENTITY_KEYS", &keys),
-        ],
-    );
+    let origin = start_with_keys("origin_signed", &dir, "true");
     let base = origin.url.as_str();
     let client = Client::new();
 
@@ -327,15 +332,7 @@ fn enforced_origin_without_keys_refuses_to_start() {
 async fn bare_origin_ignores_the_identity_header() {
     let dir = temp_dir("edge-bare");
     // Keys are set, but enforcement is off: nothing is verified, so nothing is trusted.
-    let keys = enforced_env();
-    let origin = Origin::start(
-        "origin_bare",
-        &dir,
-        &[
-            ("FASTGATE_VERIFY_EDGE_SIGNATURE", "false"),
-            ("FASTGATE_IDENTITY_KEYS", &keys),
-        ],
-    );
+    let origin = start_with_keys("origin_bare", &dir, "false");
     let base = origin.url.as_str();
     let client = Client::new();
     let email = format!("bare.{}@example.com", random_word(10));
