@@ -26,7 +26,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The cache's name in `Cache-Status` (RFC 9211 §2).
@@ -204,7 +204,7 @@ pub fn validate_templates<T: AsRef<str>>(
         if has_sub && !allow_subject {
             return Err((
                 field,
-                format!("`{t}` uses {{sub}}, which needs mode `per_user`"),
+                format!("`{t}` uses {{sub}}, which needs a verified subject (cache mode `per_user`; for `purge`, an authenticated route)"),
             ));
         }
         if t.replace(SUBJECT_PLACEHOLDER, "").contains(['{', '}']) {
@@ -1208,6 +1208,119 @@ pub fn merge_304<N: AsRef<str>, V: AsRef<str>, M: AsRef<str>, W: AsRef<str>>(
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
     );
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored entries
+// ---------------------------------------------------------------------------------------------
+
+/// What an entry carries besides its body, kept as the Core Cache's user metadata: the
+/// response head and the lifetimes [`storability`] computed, so a later lookup can classify
+/// the copy with [`freshness`] without re-reading the origin's headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMeta {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub ttl_s: u64,
+    pub swr_s: u64,
+    pub sie_s: u64,
+    /// May answer a request that carries `Authorization` on a public route (§3.5).
+    pub shareable: bool,
+}
+
+/// Response headers that describe one exchange rather than the resource, so they are never
+/// stored: hop-by-hop fields, `Age` (recomputed on every hit), and the per-request fields the
+/// edge or the origin sets for one request (its id, timings, which origin answered).
+const NOT_STORED: [&str; 14] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "age",
+    "set-cookie",
+    "x-request-id",
+    "server-timing",
+    "cache-status",
+    "fastgate-config",
+    "content-length",
+];
+
+impl StoredMeta {
+    /// The entry for a response [`storability`] said yes to.
+    pub fn new<N: AsRef<str>, V: AsRef<str>>(
+        status: u16,
+        headers: &[(N, V)],
+        ttl_s: u64,
+        swr_s: u64,
+        sie_s: u64,
+        shareable: bool,
+    ) -> Self {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .filter(|(n, _)| !NOT_STORED.iter().any(|x| n.eq_ignore_ascii_case(x)))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        StoredMeta {
+            status,
+            headers,
+            ttl_s,
+            swr_s,
+            sie_s,
+            shareable,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// `None` for metadata this version cannot read (then the entry is treated as a miss).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// How long the Core Cache must keep the entry: its freshness plus the longer stale
+    /// window, since both stale modes need the copy after it stops being fresh.
+    pub fn stale_window_s(&self) -> u64 {
+        self.swr_s.max(self.sie_s)
+    }
+
+    /// The entry after a 304 (§4.3.4): updated header fields, the new lifetimes.
+    pub fn refreshed(&self, not_modified_headers: &[(&str, &str)], fresh: &StoredMeta) -> Self {
+        let merged = merge_304(&self.headers, not_modified_headers);
+        StoredMeta::new(
+            self.status,
+            &merged,
+            fresh.ttl_s,
+            fresh.swr_s,
+            fresh.sie_s,
+            fresh.shareable,
+        )
+    }
+}
+
+/// The `Cache-Control` a client gets for a `per_user` response: `private`, so no cache
+/// between the edge and the browser shares it, and a `max-age` of what is left of its
+/// freshness here. Public responses keep the origin's own field.
+pub fn per_user_client_cache_control(ttl_left_s: i64) -> String {
+    format!("private, max-age={}", ttl_left_s.max(0))
+}
+
+/// Whether a client's `If-None-Match` matches the stored `ETag` (weak comparison, RFC 9110
+/// §13.1.2), so a hit can be answered 304 without a body.
+pub fn client_not_modified(if_none_match: Option<&str>, stored_etag: Option<&str>) -> bool {
+    let (Some(inm), Some(etag)) = (if_none_match, stored_etag) else {
+        return false;
+    };
+    let opaque = |t: &str| t.trim().strip_prefix("W/").unwrap_or(t.trim()).to_owned();
+    let etag = opaque(etag);
+    inm.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || (!t.is_empty() && opaque(t) == etag))
 }
 
 // ---------------------------------------------------------------------------------------------

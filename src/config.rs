@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::cache::CacheSettings;
 use crate::cors::CorsPolicy;
 use crate::flags::{self, FlagSpec};
 use crate::route::{self, Route, RouteSpec};
@@ -84,6 +85,9 @@ struct ConfigFile {
     cors: BTreeMap<String, CorsPolicy>,
     #[serde(default)]
     rate_limiter: Limiter,
+    /// Settings shared by every cached route (the per-route policy is the route's `cache`).
+    #[serde(default)]
+    cache: CacheSettings,
     /// Fastly log endpoint for the per-request JSON line; absent: stdout (Viceroy prints it,
     /// and on Fastly it reaches log tailing).
     #[serde(default)]
@@ -116,6 +120,7 @@ pub struct Config {
     pub flags: BTreeMap<String, FlagSpec>,
     pub cors: BTreeMap<String, CorsPolicy>,
     pub rate_limiter: Limiter,
+    pub cache: CacheSettings,
     pub log_endpoint: Option<String>,
 }
 
@@ -220,6 +225,7 @@ impl Config {
             flags: file.flags,
             cors: file.cors,
             rate_limiter: file.rate_limiter,
+            cache: file.cache,
             log_endpoint: file.log_endpoint,
         })
     }
@@ -308,6 +314,9 @@ impl ConfigFile {
                     .map_err(|(f, r)| invalid((format!("routes[{i}].rate_limit.{f}"), r)))?;
             }
         }
+        self.cache
+            .validate()
+            .map_err(|(f, r)| invalid((format!("cache.{f}"), r)))?;
         let f = &self.failover;
         if f.max_attempts == 0
             || f.deadline_ms == 0

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use crate::auth::{self, AuthFailure, KeySource, RouteAuth, Verified};
+use crate::cache::{self, CacheMode, CachePolicy, VaryInput};
 use crate::config::{Config, Failover};
 use crate::cors;
 use crate::flags;
@@ -62,6 +63,19 @@ pub struct Forward {
     pub auth: RouteAuth,
     /// The route's rate limit, for the limit phase.
     pub rate_limit: Option<RateLimitSpec>,
+    /// The route's cache policy, for the cache phase.
+    pub cache: Option<CachePolicy>,
+    /// Surrogate-key templates a successful write through this route purges.
+    pub purge: Vec<String>,
+}
+
+/// The cache phase's plan for one request of a cached route: may it use the cache, under
+/// which key, and which surrogate keys a copy it stores is tagged with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRequest {
+    pub key: [u8; 32],
+    pub lookup: cache::Lookup,
+    pub surrogate_keys: Vec<String>,
 }
 
 /// The outcome of the request phases.
@@ -232,7 +246,74 @@ impl Gateway {
                 .unwrap_or(self.config.failover.attempt_timeout_ms),
             auth: route.auth.clone(),
             rate_limit: route.rate_limit.clone(),
+            cache: route.cache.clone(),
+            purge: route.purge.clone(),
         })))
+    }
+
+    /// The cache phase, before the lookup: `None` when the route is not cached. Runs after
+    /// authentication and flags, because a `per_user` key needs the verified subject and a
+    /// `flags` vary input needs this caller's flags. `header` reads the inbound request.
+    pub fn cache_request<'h>(
+        &self,
+        forward: &Forward,
+        method: &str,
+        header: impl Fn(&str) -> Option<&'h str>,
+        subject: Option<&str>,
+        flags: &str,
+    ) -> Option<CacheRequest> {
+        let policy = forward.cache.as_ref()?;
+        let has_authorization = match policy.mode {
+            CacheMode::PerUser => subject.is_some(),
+            CacheMode::Public => subject.is_some() || header("authorization").is_some(),
+        };
+        let lookup = cache::request_cacheability(
+            method,
+            has_authorization,
+            policy.mode,
+            header("cache-control"),
+        );
+        let vary: Vec<(&str, Option<&str>)> = policy
+            .vary
+            .iter()
+            .map(|input| match input {
+                VaryInput::Flags => ("flags", Some(flags)),
+                VaryInput::Header(name) => (name.as_str(), header(name)),
+            })
+            .collect();
+        let partition = match policy.mode {
+            CacheMode::PerUser => subject,
+            CacheMode::Public => None,
+        };
+        let key = cache::cache_key(
+            method,
+            &forward.path,
+            forward.query.as_deref(),
+            &vary,
+            partition,
+            &self.config.cache,
+        );
+        Some(CacheRequest {
+            key,
+            lookup,
+            surrogate_keys: cache::surrogate_keys(&policy.surrogate_keys, subject),
+        })
+    }
+
+    /// The surrogate keys a write purges once it has succeeded: the route's `purge`
+    /// templates for a 2xx answer to POST, PUT, PATCH or DELETE; nothing otherwise.
+    pub fn purge_keys(
+        &self,
+        templates: &[String],
+        method: &str,
+        status: u16,
+        subject: Option<&str>,
+    ) -> Vec<String> {
+        let write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+        if !write || !(200..300).contains(&status) {
+            return Vec::new();
+        }
+        cache::surrogate_keys(templates, subject)
     }
 
     /// The `Fastgate-Flags` value for this caller: flags are evaluated after authentication,
@@ -308,6 +389,17 @@ pub fn bad_gateway(request_id: &str, tried: &[String]) -> Problem {
     Problem::new(
         ProblemKind::BadGateway,
         format!("no origin answered (tried {})", tried.join(", ")),
+        request_id,
+    )
+}
+
+/// Builds the 503 answer for a read of a cached route when no origin answered and the
+/// cache holds no copy it may serve: the resource is unavailable for now (`Retry-After`),
+/// which is what Fastly answers for a cached object whose backend is down.
+pub fn origin_unavailable(request_id: &str) -> Problem {
+    Problem::new(
+        ProblemKind::Unavailable,
+        "no origin answered and the edge cache has no copy to serve",
         request_id,
     )
 }

@@ -1,14 +1,15 @@
-//! The `fastgate` Wasm binary: `#[fastly::main]` hands each request to the adapter
+//! The `fastgate` Wasm binary: `main` hands each request to the adapter
 //! (`src/adapter/`), which runs the library's phases and performs the platform calls.
 
 #[cfg(target_arch = "wasm32")]
 #[path = "adapter/mod.rs"]
 mod adapter;
 
+/// Not `#[fastly::main]`: the adapter sends the response itself, so that work which may
+/// wait (refreshing a stale cache entry) runs after the client has its answer.
 #[cfg(target_arch = "wasm32")]
-#[fastly::main]
-fn main(req: fastly::Request) -> Result<fastly::Response, fastly::Error> {
-    Ok(adapter::handle(req))
+fn main() {
+    adapter::serve(fastly::Request::from_client());
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::auth::RouteAuth;
+use crate::auth::{Policy, RouteAuth};
+use crate::cache::{self, CacheMode, CachePolicy};
 use crate::ratelimit::RateLimitSpec;
 use crate::rewrite::{Redirect, Rewrite, RewriteSpec};
 
@@ -62,6 +63,13 @@ pub struct RouteSpec {
     pub cors: Option<String>,
     #[serde(default)]
     pub rate_limit: Option<RateLimitSpec>,
+    /// Edge caching of this route's GET/HEAD responses; absent means not cached.
+    #[serde(default)]
+    pub cache: Option<CachePolicy>,
+    /// Surrogate-key templates (`items`, `summaries:{sub}`) purged when a write (POST, PUT,
+    /// PATCH, DELETE) through this route succeeds, before its response returns.
+    #[serde(default)]
+    pub purge: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +101,8 @@ pub struct Route {
     pub auth: RouteAuth,
     pub cors: Option<String>,
     pub rate_limit: Option<RateLimitSpec>,
+    pub cache: Option<CachePolicy>,
+    pub purge: Vec<String>,
 }
 
 /// What routing looks at in a request.
@@ -156,6 +166,22 @@ impl RouteSpec {
                 .validate()
                 .map_err(|r| ("redirect.status".to_owned(), r))?;
         }
+        let has_subject = self.auth.policy != Policy::Public;
+        if let Some(policy) = &self.cache {
+            policy
+                .validate()
+                .map_err(|(f, r)| (format!("cache.{f}"), r))?;
+            if policy.mode == CacheMode::PerUser && !has_subject {
+                return err(
+                    "cache.mode",
+                    "`per_user` needs a verified subject: the route's auth policy must be \
+                     `required` or `optional`"
+                        .into(),
+                );
+            }
+        }
+        cache::validate_templates(&self.purge, has_subject)
+            .map_err(|(f, r)| (format!("purge{f}"), r))?;
         Ok(Route {
             id: self.id.clone(),
             methods: self.methods.clone(),
@@ -173,6 +199,8 @@ impl RouteSpec {
             auth: self.auth.clone(),
             cors: self.cors.clone(),
             rate_limit: self.rate_limit.clone(),
+            cache: self.cache.clone(),
+            purge: self.purge.clone(),
         })
     }
 }

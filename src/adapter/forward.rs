@@ -19,11 +19,36 @@ use super::{problem_response, secret, unix_now, SECRET_STORE};
 const IDENTITY_KEY: &str = "identity_signing_key";
 const IDENTITY_KEY_ID: &str = "identity_key_id";
 
+/// Everything the forward phase needs, owned, so the same request can be sent again after
+/// the client has its answer (a stale-while-revalidate refresh).
+pub(crate) struct Upstream {
+    pub forward: Forward,
+    pub identity: String,
+    pub flags: String,
+    pub request_id: String,
+}
+
+impl Upstream {
+    /// Signs and sends `req` (already carrying any cache-added headers) with failover.
+    pub fn send(&self, req: Request, log: &mut LogLine<'_>) -> Response {
+        let secrets = SecretStore::open(SECRET_STORE).ok();
+        forward_with_failover(
+            req,
+            &self.forward,
+            &self.identity,
+            &self.flags,
+            secrets.as_ref(),
+            &self.request_id,
+            log,
+        )
+    }
+}
+
 /// Sends to the healthiest preferred backend, moving down the list as far as the
 /// failover policy allows, and marks failed backends down for later requests.
 pub fn forward_with_failover(
     mut req: Request,
-    forward: Forward,
+    forward: &Forward,
     identity: &str,
     flags: &str,
     secrets: Option<&SecretStore>,

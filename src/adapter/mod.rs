@@ -4,6 +4,7 @@
 //! [`keys`] (Secret Store, cached JWKS), [`health`] (shared down-marks), [`forward`] (signed
 //! sends with failover), [`limiter`] (rate-limit counters) and [`telemetry`] (logs, timings).
 
+mod cache;
 mod forward;
 mod health;
 mod keys;
@@ -24,9 +25,9 @@ use fastgate::problem::{self, Problem};
 use fastgate::ratelimit;
 use fastgate::request_id;
 
-use forward::forward_with_failover;
+use forward::Upstream;
 use keys::PlatformKeys;
-use telemetry::{log_event, micros, write_log, LogLine, Timings};
+use telemetry::{log_event, micros, write_log, LogLine};
 
 /// Config Store and key that hold an ops override of the embedded config.
 const CONFIG_STORE: &str = "fastgate_config";
@@ -36,7 +37,19 @@ const FLAGS_KEY: &str = "flags";
 /// Secret Store with the JWT HMAC keys and the identity signing key.
 pub(crate) const SECRET_STORE: &str = "fastgate_secrets";
 
-pub fn handle(mut req: Request) -> Response {
+/// Answers the client's request, then does what may wait until the client has its answer
+/// (refreshing a stale cache entry).
+pub fn serve(req: Request) {
+    let (response, after) = handle(req);
+    response.send_to_client();
+    if let Some((revalidation, log_endpoint)) = after {
+        revalidation.run(log_endpoint.as_deref());
+    }
+}
+
+type After = Option<(cache::Revalidation, Option<String>)>;
+
+fn handle(mut req: Request) -> (Response, After) {
     let started = Instant::now();
     let loaded = match load_config() {
         Ok(loaded) => loaded,
@@ -44,7 +57,7 @@ pub fn handle(mut req: Request) -> Response {
             // Unit tests validate the embedded config, so this is a build defect.
             log_event("config_invalid", &e.to_string());
             let p = gateway::internal_error(&request_id::generate());
-            return problem_response(&p);
+            return (problem_response(&p), None);
         }
     };
     if let Some(e) = &loaded.rejected_override {
@@ -89,21 +102,14 @@ pub fn handle(mut req: Request) -> Response {
         gateway.plan(&facts)
     };
     let mut log = LogLine {
-        request_id: &plan.request_id,
-        method: req.get_method_str().to_owned(),
         client_ip,
         country: geo.country.as_deref(),
         continent: geo.continent.as_deref(),
         route: plan.route_id.as_deref(),
-        geo_level: None,
-        backend: None,
-        attempts: Vec::new(),
-        auth: None,
-        cache: "bypass",
-        status: 0,
-        bytes: None,
-        timings_us: Timings::default(),
+        ..LogLine::new(&plan.request_id, req.get_method_str().to_owned())
     };
+    let mut cache_status = None;
+    let mut after = None;
     let mut resp = match plan.decision {
         Decision::Respond(p) => problem_response(&p),
         Decision::Preflight(headers) => {
@@ -118,7 +124,7 @@ pub fn handle(mut req: Request) -> Response {
         )
         .with_header("location", location),
         Decision::Forward(forward) => {
-            let forward = *forward;
+            let mut forward = *forward;
             log.geo_level = Some(forward.geo_level.as_str());
             let secrets = SecretStore::open(SECRET_STORE).ok();
             let mut keys = PlatformKeys {
@@ -170,20 +176,43 @@ pub fn handle(mut req: Request) -> Response {
                             resp
                         }
                         limit => {
-                            let identity = identity::identity_header(verified.as_ref());
                             let flags = gateway.flags(subject, client_ip, &geo);
-                            let route_id = forward.route_id.clone();
-                            let origin_started = Instant::now();
-                            let mut resp = forward_with_failover(
-                                req,
-                                forward,
-                                &identity,
+                            let method = req.get_method_str().to_owned();
+                            let creq = gateway.cache_request(
+                                &forward,
+                                &method,
+                                |name| req.get_header_str(name),
+                                subject,
                                 &flags,
-                                secrets.as_ref(),
-                                &plan.request_id,
-                                &mut log,
                             );
-                            log.timings_us.origin = Some(micros(origin_started));
+                            let policy = forward.cache.clone();
+                            let purge = std::mem::take(&mut forward.purge);
+                            let route_id = forward.route_id.clone();
+                            let upstream = Upstream {
+                                forward,
+                                identity: identity::identity_header(verified.as_ref()),
+                                flags,
+                                request_id: plan.request_id.clone(),
+                            };
+                            let origin_started = Instant::now();
+                            let mut resp = match (creq, policy) {
+                                (Some(creq), Some(policy)) => {
+                                    let cached = cache::through_cache(
+                                        req, &policy, creq, upstream, &mut log,
+                                    );
+                                    cache_status = Some(cached.status);
+                                    after = cached
+                                        .revalidation
+                                        .map(|r| (r, gateway.config().log_endpoint.clone()));
+                                    cached.response
+                                }
+                                _ => upstream.send(req, &mut log),
+                            };
+                            if log.backend.is_some() {
+                                log.timings_us.origin = Some(micros(origin_started));
+                            }
+                            let status = resp.get_status().as_u16();
+                            cache::purge(&gateway.purge_keys(&purge, &method, status, subject));
                             if let Some((spec, verdict)) = limit {
                                 for (name, value) in ratelimit::headers(&spec, &route_id, &verdict)
                                 {
@@ -204,6 +233,10 @@ pub fn handle(mut req: Request) -> Response {
             resp.set_header(*name, value.as_str());
         }
     }
+    let cache_status =
+        cache_status.unwrap_or_else(|| format!("{}; fwd=bypass", fastgate::cache::CACHE_NAME));
+    resp.set_header("cache-status", cache_status.as_str());
+    log.cache = cache_status;
     log.status = resp.get_status().as_u16();
     log.bytes = resp.get_content_length().map(|n| n as u64);
     log.timings_us.total = micros(started);
@@ -212,7 +245,7 @@ pub fn handle(mut req: Request) -> Response {
     resp.set_header("fastgate-config", config_header);
     let line = serde_json::to_string(&log).unwrap_or_default();
     write_log(gateway.config().log_endpoint.as_deref(), &line);
-    resp
+    (resp, after)
 }
 
 /// The request target exactly as the client sent it. `Request::get_path` comes from a

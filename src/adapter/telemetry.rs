@@ -26,6 +26,8 @@ pub fn micros(since: Instant) -> u64 {
 #[derive(Default, serde::Serialize)]
 pub struct Timings {
     pub auth: Option<u64>,
+    /// The cache lookup (a transactional lookup waits while another request fills the key).
+    pub cache: Option<u64>,
     pub origin: Option<u64>,
     pub total: u64,
 }
@@ -34,7 +36,11 @@ impl Timings {
     /// `Server-Timing` (W3C): milliseconds with microsecond precision.
     pub fn server_timing(&self) -> String {
         let mut parts = Vec::with_capacity(3);
-        for (name, us) in [("auth", self.auth), ("origin", self.origin)] {
+        for (name, us) in [
+            ("auth", self.auth),
+            ("cache", self.cache),
+            ("origin", self.origin),
+        ] {
             if let Some(us) = us {
                 parts.push(format!("{name};dur={:.3}", us as f64 / 1000.0));
             }
@@ -48,6 +54,9 @@ impl Timings {
 /// service's log stream). Never a token or a secret.
 #[derive(serde::Serialize)]
 pub struct LogLine<'a> {
+    /// Set on lines that are not the request's own (`revalidate`: a background refresh).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
     pub request_id: &'a str,
     pub method: String,
     pub client_ip: Option<std::net::IpAddr>,
@@ -59,10 +68,32 @@ pub struct LogLine<'a> {
     pub attempts: Vec<String>,
     /// Why authentication failed (the problem detail; never the token).
     pub auth: Option<String>,
-    /// RFC 9211 cache outcome.
-    pub cache: &'static str,
+    /// The `Cache-Status` (RFC 9211) the response carries.
+    pub cache: String,
     pub status: u16,
     /// Response body size, when known.
     pub bytes: Option<u64>,
     pub timings_us: Timings,
+}
+
+impl<'a> LogLine<'a> {
+    pub fn new(request_id: &'a str, method: String) -> Self {
+        LogLine {
+            event: None,
+            request_id,
+            method,
+            client_ip: None,
+            country: None,
+            continent: None,
+            route: None,
+            geo_level: None,
+            backend: None,
+            attempts: Vec::new(),
+            auth: None,
+            cache: String::new(),
+            status: 0,
+            bytes: None,
+            timings_us: Timings::default(),
+        }
+    }
 }

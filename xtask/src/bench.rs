@@ -6,7 +6,7 @@
 //! - Builds the release origin and starts both servers side by side on free loopback
 //!   ports, each with a fresh data directory / SQLite file: the reference in its best setup
 //!   (`uvicorn --workers <cores>`, uvloop + httptools, no access log), the Rust origin with
-//!   as many tokio worker threads as cores and `RUST_LOG=warn`.
+//!   as many worker threads (one single-threaded runtime each) as cores and `RUST_LOG=warn`.
 //! - Seeds one user on each (sign-up, login), then drives `GET /health`,
 //!   `GET /api/user/profile`, `GET /api/user/{id}` and `POST /api/process` with wrk at the
 //!   same concurrency, alternating the servers, N times each, and takes the medians.
@@ -44,7 +44,7 @@ pub const USAGE: &str = "usage: cargo xtask bench origin [--duration SECS] [--wa
   --repeats N          measured runs per endpoint and server; the median is reported (default 3)
   --connections N      wrk connections (default 64)
   --threads N          wrk threads (default 2)
-  --workers N          uvicorn workers and tokio worker threads (default: number of cores)
+  --workers N          uvicorn workers and origin worker threads (default: number of cores)
   --reference-dir DIR  directory holding fastapi_app.py (default ../shared/reference)
   --out FILE           report file (default target/bench/origin.md)";
 
@@ -569,7 +569,7 @@ fn start_rust(bin: &Path, scratch: &Path, workers: usize) -> Result<Server> {
         // SQLite in the data directory, like the reference, whatever the shell has set.
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
-        .env("TOKIO_WORKER_THREADS", workers.to_string())
+        .args(["--workers", &workers.to_string()])
         // Direct requests carry no edge signature; a bare benchmark turns the check off.
         .env("FASTGATE_VERIFY_EDGE_SIGNATURE", "false")
         .current_dir(&dir);
@@ -691,7 +691,7 @@ fn environment(python: &Path, wrk: &Path, opts: &Options) -> Env {
                 opts.workers
             ),
             format!(
-                "- Rust: `fastgate-api` release build{}, tokio with {} worker threads, \
+                "- Rust: `fastgate-api` release build{}, {} worker threads (a single-threaded tokio runtime each), \
                  `RUST_LOG=warn`, `FASTGATE_VERIFY_EDGE_SIGNATURE=false`; SQLite file",
                 if commit.is_empty() {
                     String::new()

@@ -302,6 +302,15 @@ impl Stack {
         Ok(())
     }
 
+    /// Everything an origin printed so far (its per-request JSON log lines included).
+    pub fn origin_log(&self, name: &str) -> String {
+        self.origins
+            .get(name)
+            .and_then(|(_, p)| p.log.as_ref())
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
     /// Everything the edge printed so far (its per-request JSON log lines included).
     pub fn edge_log(&self) -> String {
         self.viceroy

@@ -16,6 +16,7 @@ pub mod json;
 pub mod pipeline;
 pub mod repo;
 pub mod search;
+pub mod server;
 pub mod telemetry;
 pub mod text;
 pub mod validation;
@@ -25,7 +26,6 @@ use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use tokio::sync::Notify;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Settings;
 
@@ -35,9 +35,21 @@ pub const ORIGIN_HEADER: HeaderName = HeaderName::from_static("fastgate-origin")
 /// Entries kept in the per-process payload cache before it is cleared.
 const CACHE_CAPACITY: usize = 10_000;
 
-/// Shared state handed to every handler.
+/// Shared state handed to every handler: one reference count per request, not one per
+/// field, because axum clones the state into every call and each `Arc` clone is an atomic
+/// write on a cache line both worker threads touch.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler reads, behind [`AppState`].
+pub struct Shared {
     pub name: Arc<str>,
     pub db: db::Db,
     pub tokens: Arc<auth::Tokens>,
@@ -94,7 +106,7 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
     };
     let blobs =
         pipeline::storage::Blobs::open(&settings.data_dir, settings.object_store_url.as_deref())?;
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         name: Arc::from(settings.name.as_str()),
         db: db.clone(),
         tokens: Arc::new(tokens),
@@ -105,7 +117,7 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
         cache: Arc::new(cache::PayloadCache::new(CACHE_CAPACITY)),
         users: Arc::new(cache::UserCache::new(CACHE_CAPACITY)),
         api_calls: Arc::new(AtomicU64::new(0)),
-    };
+    }));
     if settings.worker_enabled {
         let worker = pipeline::worker::Worker {
             db,
@@ -139,7 +151,7 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
             edge_signature::ENFORCE_VAR
         ),
     }
-    Ok(router.layer(SetResponseHeaderLayer::overriding(ORIGIN_HEADER, origin)))
+    Ok(router.layer(telemetry::RequestContextLayer::new(origin)))
 }
 
 /// Resolves on Ctrl-C or SIGTERM so in-flight requests finish before exit.

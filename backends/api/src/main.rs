@@ -32,10 +32,12 @@ struct Cli {
     /// `FASTGATE_IDENTITY_KEYS=kid:secret[,kid:secret...]` must be set.
     #[arg(long)]
     no_verify_edge_signature: bool,
+    /// Worker threads, each running its own single-threaded runtime (default: one per core).
+    #[arg(long, env = "FASTGATE_WORKERS")]
+    workers: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     fastgate_api::telemetry::init();
     let cli = Cli::parse();
     let no_verify = cli.no_verify_edge_signature;
@@ -46,11 +48,9 @@ async fn main() -> anyhow::Result<()> {
             }
             std::env::var(k).ok()
         })?;
-    let app = fastgate_api::build(settings).await?;
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(fastgate_api::shutdown_signal())
-        .await?;
+    let workers = cli.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    fastgate_api::server::run(settings, cli.listen, workers)?;
     Ok(())
 }

@@ -109,6 +109,16 @@ impl Db {
         self.items.insert(data).await
     }
 
+    /// Whether the user has uploads still waiting for (or in) the worker.
+    pub async fn has_queued_jobs(&self, user_id: &str) -> Result<bool, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT 1 FROM jobs WHERE user_id = $1 AND status = 'queued' LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn summaries_for(&self, user_id: &str) -> Result<Vec<SummaryRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT key, summary, created_at FROM summaries WHERE user_id = $1 ORDER BY id",

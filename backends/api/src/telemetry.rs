@@ -1,14 +1,15 @@
-//! JSON logs via `tracing` (filtered by `RUST_LOG`, default `info`), and a middleware that
+//! JSON logs via `tracing` (filtered by `RUST_LOG`, default `info`), and the layer that
 //! puts every request in a span carrying the edge's `X-Request-Id` (or a fresh one), logs
 //! one line per request and echoes the id back.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::Response;
-use tracing::Instrument;
+use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,7 +26,7 @@ pub fn init() {
 }
 
 /// Accepts an inbound id only if it is short and printable, so logs cannot be forged.
-fn inbound_id(req: &Request) -> Option<HeaderValue> {
+fn inbound_id<B>(req: &Request<B>) -> Option<HeaderValue> {
     let v = req.headers().get(&REQUEST_ID)?;
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
@@ -45,30 +46,116 @@ fn fresh_id() -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
 }
 
-pub async fn request_context(req: Request, next: Next) -> Response {
-    let id = inbound_id(&req).unwrap_or_else(fresh_id);
-    // The per-request span and line are info-level: when the filter drops them (e.g.
-    // `RUST_LOG=warn`), skip building them and reading the clock altogether.
-    if !tracing::enabled!(tracing::Level::INFO) {
-        let mut response = next.run(req).await;
-        response.headers_mut().insert(REQUEST_ID, id);
-        return response;
+/// The outermost layer: gives every request a span carrying its id (the edge's
+/// `X-Request-Id`, or a fresh one), logs one line per request, and stamps the response
+/// with the id and the answering origin's name (`Fastgate-Origin`), rejections included.
+///
+/// A hand-written tower layer rather than `axum::middleware::from_fn`, because it runs on
+/// every request: no boxed future, no cloned inner service, and when the filter drops
+/// info-level events (`RUST_LOG=warn`) no span, clock read or log line either.
+#[derive(Clone)]
+pub struct RequestContextLayer {
+    origin: HeaderValue,
+}
+
+impl RequestContextLayer {
+    pub fn new(origin: HeaderValue) -> Self {
+        Self { origin }
     }
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id.to_str().unwrap_or("-"),
-        method = %req.method(),
-        path = %req.uri().path(),
-    );
-    let start = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_us = start.elapsed().as_micros() as u64,
-            "request"
-        )
-    });
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
+}
+
+impl<S> tower::Layer<S> for RequestContextLayer {
+    type Service = RequestContext<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestContext {
+            inner,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestContext<S> {
+    inner: S,
+    origin: HeaderValue,
+}
+
+impl<S, B> tower::Service<Request<B>> for RequestContext<S>
+where
+    S: tower::Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RequestContextFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let id = inbound_id(&req).unwrap_or_else(fresh_id);
+        let (span, started) = if tracing::enabled!(tracing::Level::INFO) {
+            let span = tracing::info_span!(
+                "request",
+                request_id = %id.to_str().unwrap_or("-"),
+                method = %req.method(),
+                path = %req.uri().path(),
+            );
+            (span, Some(Instant::now()))
+        } else {
+            (Span::none(), None)
+        };
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        RequestContextFuture {
+            inner,
+            span,
+            started,
+            id: Some(id),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct RequestContextFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        started: Option<Instant>,
+        id: Option<HeaderValue>,
+        origin: HeaderValue,
+    }
+}
+
+impl<F, E> Future for RequestContextFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = {
+            let _entered = this.span.enter();
+            std::task::ready!(this.inner.poll(cx))?
+        };
+        if let Some(start) = this.started {
+            this.span.in_scope(|| {
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    latency_us = start.elapsed().as_micros() as u64,
+                    "request"
+                )
+            });
+        }
+        let headers = response.headers_mut();
+        if let Some(id) = this.id.take() {
+            headers.insert(REQUEST_ID, id);
+        }
+        headers.insert(crate::ORIGIN_HEADER, this.origin.clone());
+        Poll::Ready(Ok(response))
+    }
 }

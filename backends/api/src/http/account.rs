@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
@@ -11,6 +11,7 @@ use crate::auth::{self, password};
 use crate::edge_signature::EdgeIdentity;
 use crate::error::ApiError;
 use crate::http::body;
+use crate::http::freshness::{self, with_cache_control};
 use crate::http::models::*;
 use crate::repo::{is_unique_violation, UserRow};
 use crate::validation::path_uuid;
@@ -89,17 +90,18 @@ pub async fn profile(
     State(st): State<AppState>,
     headers: HeaderMap,
     edge: Option<Extension<EdgeIdentity>>,
-) -> Result<Json<ProfileOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
     let row = st
         .db
         .user_by_email(&st.users, &user.sub)
         .await?
         .ok_or(ApiError::http(StatusCode::NOT_FOUND, "User not found"))?;
-    Ok(Json(ProfileOut {
+    let out = Json(ProfileOut {
         email: user.sub,
         joined: row.joined.clone(),
-    }))
+    });
+    Ok(with_cache_control(freshness::OWN_DATA, out))
 }
 
 #[utoipa::path(get, path = "/api/user/{user_id}", security(("bearer" = [])),
@@ -133,13 +135,22 @@ pub async fn get_user(
             joined_at: row.joined,
             schema: 2,
         };
-        return Ok(Json(out).into_response());
+        return Ok(user_row_response(Json(out)));
     }
-    Ok(Json(UserV1 {
+    Ok(user_row_response(Json(UserV1 {
         id: row.id,
         email: row.email,
         full_name: row.full_name,
         joined: row.joined,
-    })
-    .into_response())
+    })))
+}
+
+/// A user row's answer depends on the `new_schema` flag, which arrives in `Fastgate-Flags`.
+fn user_row_response(body: impl IntoResponse) -> Response {
+    let mut response = with_cache_control(freshness::USER_ROW, body);
+    response.headers_mut().insert(
+        axum::http::header::VARY,
+        HeaderValue::from_static("fastgate-flags"),
+    );
+    response
 }

@@ -13,6 +13,7 @@ use crate::auth;
 use crate::edge_signature::EdgeIdentity;
 use crate::error::ApiError;
 use crate::http::body;
+use crate::http::freshness;
 use crate::http::models::*;
 use crate::{clock, search, AppState};
 
@@ -68,18 +69,27 @@ pub async fn summaries(
     State(st): State<AppState>,
     headers: HeaderMap,
     edge: Option<Extension<EdgeIdentity>>,
-) -> Result<Json<Vec<SummaryOut>>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+    // Checked before the list is read: a job that finishes in between only makes the answer
+    // `no-store` needlessly, never a stale list cacheable.
+    let changing = st.db.has_queued_jobs(&user.sub).await?;
     let rows = st.db.summaries_for(&user.sub).await?;
-    Ok(Json(
+    let out = Json(
         rows.into_iter()
             .map(|r| SummaryOut {
                 key: r.key,
                 summary: r.summary,
                 created_at: r.created_at,
             })
-            .collect(),
-    ))
+            .collect::<Vec<_>>(),
+    );
+    let cache_control = if changing {
+        freshness::CHANGING
+    } else {
+        freshness::OWN_DATA
+    };
+    Ok(freshness::with_cache_control(cache_control, out))
 }
 
 #[utoipa::path(post, path = "/api/query", request_body = QueryIn, security(("bearer" = [])),
