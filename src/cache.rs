@@ -2464,4 +2464,58 @@ mod tests {
             let _ = age_header(rng.next());
         }
     }
+
+    #[test]
+    fn stored_entries_keep_the_resource_headers_only() {
+        let meta = StoredMeta::new(
+            200,
+            &[
+                ("Content-Type", "application/json"),
+                ("ETag", "\"a\""),
+                ("X-Request-Id", "r1"),
+                ("Age", "4"),
+                ("Connection", "close"),
+                ("Content-Length", "12"),
+            ],
+            60,
+            5,
+            10,
+            false,
+        );
+        assert_eq!(
+            meta.headers,
+            vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("etag".to_owned(), "\"a\"".to_owned())
+            ]
+        );
+        assert_eq!(meta.stale_window_s(), 10);
+        assert_eq!(StoredMeta::decode(&meta.encode()), Some(meta.clone()));
+        assert_eq!(StoredMeta::decode(b"not json"), None);
+        let fresh = StoredMeta::new(200, &[("x", "y")], 120, 0, 0, true);
+        let refreshed = meta.refreshed(
+            &[("ETag", "\"a\""), ("Cache-Control", "max-age=120")],
+            &fresh,
+        );
+        assert_eq!(refreshed.ttl_s, 120);
+        assert!(refreshed.shareable);
+        assert!(refreshed
+            .headers
+            .contains(&("cache-control".to_owned(), "max-age=120".to_owned())));
+        assert!(refreshed
+            .headers
+            .contains(&("content-type".to_owned(), "application/json".to_owned())));
+    }
+
+    #[test]
+    fn client_conditionals_and_private_answers() {
+        assert!(client_not_modified(Some("\"a\""), Some("\"a\"")));
+        assert!(client_not_modified(Some("W/\"a\", \"b\""), Some("\"a\"")));
+        assert!(client_not_modified(Some("*"), Some("\"a\"")));
+        assert!(!client_not_modified(Some("\"b\""), Some("\"a\"")));
+        assert!(!client_not_modified(None, Some("\"a\"")));
+        assert!(!client_not_modified(Some("\"a\""), None));
+        assert_eq!(per_user_client_cache_control(42), "private, max-age=42");
+        assert_eq!(per_user_client_cache_control(-3), "private, max-age=0");
+    }
 }

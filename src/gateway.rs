@@ -494,4 +494,76 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn cache_keys_partition_per_user_and_vary_on_flags() {
+        let gw = Gateway::new(Config::embedded().unwrap());
+        let no_header = |_: &str| None;
+        let profile = forward(gw.plan(&facts("GET", "/api/user/profile", "US", "NA")));
+        let a = gw
+            .cache_request(&profile, "GET", no_header, Some("a@example.com"), "")
+            .unwrap();
+        let b = gw
+            .cache_request(&profile, "GET", no_header, Some("b@example.com"), "")
+            .unwrap();
+        assert_ne!(a.key, b.key, "per-user entries never share a key");
+        assert!(matches!(a.lookup, cache::Lookup::Use { .. }));
+        assert_eq!(
+            a.surrogate_keys,
+            vec![format!("user:{}", cache::subject_tag("a@example.com"))]
+        );
+        let anonymous = gw
+            .cache_request(&profile, "GET", no_header, None, "")
+            .unwrap();
+        assert!(matches!(anonymous.lookup, cache::Lookup::Forward { .. }));
+
+        let by_id = forward(gw.plan(&facts(
+            "GET",
+            "/api/user/7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            "US",
+            "NA",
+        )));
+        let bearer = |n: &str| (n == "authorization").then_some("Bearer x");
+        let one = gw
+            .cache_request(&by_id, "GET", bearer, Some("a@example.com"), "new_schema=0")
+            .unwrap();
+        let other_reader = gw
+            .cache_request(&by_id, "GET", bearer, Some("b@example.com"), "new_schema=0")
+            .unwrap();
+        let other_flags = gw
+            .cache_request(&by_id, "GET", bearer, Some("a@example.com"), "new_schema=1")
+            .unwrap();
+        assert_eq!(one.key, other_reader.key, "a public route shares one copy");
+        assert_ne!(one.key, other_flags.key, "…per flag value");
+        assert_eq!(
+            one.lookup,
+            cache::Lookup::Use {
+                needs_shareable: true
+            }
+        );
+        let health = forward(gw.plan(&facts("GET", "/health", "US", "NA")));
+        assert!(gw
+            .cache_request(&health, "GET", no_header, None, "")
+            .is_none());
+    }
+
+    #[test]
+    fn only_successful_writes_purge() {
+        let gw = Gateway::new(Config::embedded().unwrap());
+        let uploads = forward(gw.plan(&facts("POST", "/api/uploads", "US", "NA")));
+        let tag = cache::subject_tag("a@example.com");
+        assert_eq!(
+            gw.purge_keys(&uploads.purge, "POST", 202, Some("a@example.com")),
+            vec![format!("summaries:{tag}")]
+        );
+        assert!(gw
+            .purge_keys(&uploads.purge, "POST", 422, Some("a@example.com"))
+            .is_empty());
+        assert!(gw
+            .purge_keys(&uploads.purge, "GET", 200, Some("a@example.com"))
+            .is_empty());
+        let v1 = forward(gw.plan(&facts("POST", "/v1/uploads", "US", "NA")));
+        assert_eq!(v1.path, "/api/uploads");
+        assert_eq!(v1.purge, uploads.purge);
+    }
 }

@@ -471,4 +471,33 @@ mod tests {
         let e = table(r#"[{"id":"a","methods":["get"],"path":{"prefix":"/"}}]"#).unwrap_err();
         assert_eq!(e.0, "routes[0].methods");
     }
+
+    #[test]
+    fn cache_and_purge_fields_are_validated_naming_the_field() {
+        let err = table(
+            r#"[{"id": "p", "path": {"exact": "/p"}, "auth": {"policy": "public"},
+                 "cache": {"mode": "per_user"}}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.0, "routes[0].cache.mode", "{err:?}");
+        let err = table(
+            r#"[{"id": "p", "path": {"exact": "/p"}, "auth": {"policy": "public"},
+                 "purge": ["items", "user:{sub}"]}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.0, "routes[0].purge[1]", "{err:?}");
+        let err = table(
+            r#"[{"id": "p", "path": {"exact": "/p"},
+                 "cache": {"mode": "public", "stale_if_error_s": 99999999}}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.0, "routes[0].cache.stale_if_error_s", "{err:?}");
+        let ok = table(
+            r#"[{"id": "p", "path": {"exact": "/p"},
+                 "cache": {"mode": "per_user", "surrogate_keys": ["user:{sub}"]},
+                 "purge": ["user:{sub}"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(ok[0].purge, vec!["user:{sub}".to_owned()]);
+    }
 }

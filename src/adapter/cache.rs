@@ -153,7 +153,7 @@ pub(crate) fn through_cache(
                 let _ = tx.cancel_insert_or_update();
             }
             let ttl_left = i64::try_from(ttl_left_s).unwrap_or(i64::MAX);
-            let response = answer_from(found, &meta, age, &req, policy, ttl_left);
+            let response = answer_from(found, &meta, age, &ClientFacts::of(&req), policy, ttl_left);
             Cached {
                 response,
                 status: cache::cache_status(Outcome::Hit, ttl_left, None),
@@ -161,7 +161,14 @@ pub(crate) fn through_cache(
             }
         }
         Freshness::StaleServable { ttl_left_s } if servable => {
-            let response = answer_from(found, &meta, age, &req, policy, ttl_left_s);
+            let response = answer_from(
+                found,
+                &meta,
+                age,
+                &ClientFacts::of(&req),
+                policy,
+                ttl_left_s,
+            );
             let revalidation = obliged.then(|| Revalidation {
                 tx,
                 req,
@@ -327,14 +334,7 @@ fn revalidate(
                 }
             };
             let ttl_left = i64::try_from(refreshed.ttl_s).unwrap_or(i64::MAX);
-            let response = answer_from(
-                found,
-                &refreshed,
-                0,
-                &client.request_stub(),
-                policy,
-                ttl_left,
-            );
+            let response = answer_from(found, &refreshed, 0, &client, policy, ttl_left);
             let status = cache::cache_status(
                 Outcome::Forward {
                     fwd: Fwd::Stale,
@@ -358,7 +358,7 @@ fn revalidate(
             let _ = tx.cancel_insert_or_update();
         }
         let ttl_left = freshness.ttl_left_s();
-        let response = answer_from(found, meta, age, &client.request_stub(), policy, ttl_left);
+        let response = answer_from(found, meta, age, &client, policy, ttl_left);
         let detail = format!("origin answered {code}");
         return (
             response,
@@ -393,18 +393,6 @@ impl ClientFacts {
             if_none_match: req.get_header_str("if-none-match").map(str::to_owned),
         }
     }
-
-    /// A request carrying only what [`answer_from`] reads.
-    fn request_stub(&self) -> Request {
-        let mut stub = Request::get("http://stub/");
-        if self.is_head {
-            stub.set_method("HEAD");
-        }
-        if let Some(inm) = &self.if_none_match {
-            stub.set_header("if-none-match", inm);
-        }
-        stub
-    }
 }
 
 /// A response rebuilt from a stored entry, aged `age` seconds. A client whose
@@ -413,7 +401,7 @@ fn answer_from(
     found: &Found,
     meta: &StoredMeta,
     age: u64,
-    req: &Request,
+    client: &ClientFacts,
     policy: &CachePolicy,
     ttl_left: i64,
 ) -> Response {
@@ -423,7 +411,7 @@ fn answer_from(
         .find(|(n, _)| n == "etag")
         .map(|(_, v)| v.as_str());
     let not_modified = (200..300).contains(&meta.status)
-        && cache::client_not_modified(req.get_header_str("if-none-match"), stored_etag);
+        && cache::client_not_modified(client.if_none_match.as_deref(), stored_etag);
     let status = if not_modified { 304 } else { meta.status };
     let mut response =
         Response::from_status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
@@ -432,7 +420,7 @@ fn answer_from(
     }
     response.set_header("age", cache::age_header(age));
     client_cache_control(&mut response, policy, ttl_left);
-    if !not_modified && req.get_method_str() != "HEAD" {
+    if !not_modified && !client.is_head {
         match found.to_stream() {
             Ok(body) => response.set_body(body),
             Err(e) => log_event("cache_error", &format!("read body: {e:?}")),
@@ -453,7 +441,7 @@ fn store(
     client: &ClientFacts,
 ) -> (Response, Result<u64, &'static str>) {
     let Some(tx) = tx else {
-        return (response, Err("another request is filling the entry"));
+        return (response, Err("no cache obligation"));
     };
     let status = response.get_status().as_u16();
     let headers = header_pairs(&response);
