@@ -4,6 +4,7 @@
 pub mod account;
 pub mod body;
 pub mod freshness;
+pub mod health_check;
 pub mod meta;
 pub mod models;
 pub mod work;
@@ -52,6 +53,7 @@ pub fn router(state: AppState, allowed_origins: &[String]) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CorsForOriginsLayer(cors(allowed_origins)))
+        .layer(health_check::HealthCheckLayer)
 }
 
 /// Runs CORS only for requests that carry `Origin`, as Starlette's `CORSMiddleware` does: a
