@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod package;
 pub mod stack;
 pub mod tools;
 
@@ -32,6 +33,18 @@ pub fn config_check(file: &std::path::Path) -> anyhow::Result<String> {
         config.routes.len(),
         config.backends.len()
     ))
+}
+
+/// `cargo xtask surrogate-key <template> [subject]`: the surrogate key the edge tags (and a
+/// write purges) for a template such as `summaries:{sub}`; `{sub}` renders as the subject's
+/// hash, exactly as the edge renders it, so ops can purge one user's cached objects.
+pub fn surrogate_key(template: &str, subject: Option<&str>) -> anyhow::Result<String> {
+    let templates = [template];
+    fastgate::cache::validate_templates(&templates, true)
+        .map_err(|(_, reason)| anyhow::anyhow!("{reason}"))?;
+    fastgate::cache::surrogate_keys(&templates, subject)
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("`{template}` needs a subject: add the user's `sub`"))
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM.
 //! - `test`: formatting, clippy (native and Wasm), unit tests and end-to-end tests.
 //! - `config check <file>`: validate a gateway config before pushing it to the Config Store.
+//! - `package [--wasm FILE]`: build the edge and write `pkg/fastgate.tar.gz` (deployable with
+//!   `fastly compute deploy --package pkg/fastgate.tar.gz`).
+//! - `surrogate-key <template> [subject]`: the key a cached object is tagged with, to purge it.
 //! - `bench origin`: benchmark the Rust origin against the FastAPI reference (req/s, p50/p99,
 //!   peak RSS) and write the table to `target/bench/origin.md`.
 
@@ -15,8 +18,8 @@ use anyhow::{bail, Result};
 use xtask::stack::{Secrets, Stack, StackSpec, Upstream};
 use xtask::{build, tools, workspace_root};
 
-const USAGE: &str =
-    "usage: cargo xtask <serve | test [cargo test args] | config check <file> | bench origin [options]>";
+const USAGE: &str = "usage: cargo xtask <serve | test [cargo test args] | config check <file> | \
+package [--wasm FILE] | surrogate-key <template> [subject] | bench [origin] [options]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,6 +27,11 @@ fn main() {
         Some("serve") => serve(),
         Some("test") => test(&args[1..]),
         Some("bench") => xtask::bench::run(&args[1..]),
+        Some("package") => package(&args[1..]),
+        Some("surrogate-key") if (2..=3).contains(&args.len()) => {
+            xtask::surrogate_key(&args[1], args.get(2).map(String::as_str))
+                .map(|key| println!("{key}"))
+        }
         Some("config") if args.get(1).map(String::as_str) == Some("check") && args.len() == 3 => {
             config_check(&args[2])
         }
@@ -96,6 +104,27 @@ fn serve() -> Result<()> {
 
 /// Validates a config exactly as the edge will at load, so ops see the error (naming the
 /// field) before the push rather than in the edge's logs after it.
+fn package(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let wasm = match args {
+        [] => {
+            tools::ensure_wasm_target()?;
+            build::edge_wasm(&root, &build::target_dir(&root))?
+        }
+        [flag, file] if flag == "--wasm" => std::path::PathBuf::from(file),
+        _ => bail!("usage: cargo xtask package [--wasm FILE]"),
+    };
+    let path = xtask::package::write(&root.join("fastly.toml"), &wasm, &root.join("pkg"))?;
+    let contents = xtask::package::read(&path)?;
+    println!(
+        "xtask: {} ({} bytes of Wasm) -> fastly compute deploy --package {}",
+        path.display(),
+        contents.wasm.len(),
+        path.display()
+    );
+    Ok(())
+}
+
 fn config_check(file: &str) -> Result<()> {
     println!("{}", xtask::config_check(std::path::Path::new(file))?);
     Ok(())
