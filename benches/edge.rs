@@ -151,3 +151,102 @@ fn plan_and_verify_hs256(bencher: Bencher) {
 fn config_parse_embedded() -> Config {
     Config::parse(divan::black_box(EMBEDDED)).unwrap()
 }
+
+/// Route matching alone, against the embedded table (a template route near the end).
+#[divan::bench]
+fn route_match(bencher: Bencher) {
+    let config = Config::embedded().unwrap();
+    let headers = [("host", "api.example.com")];
+    let input = fastgate::route::RouteInput {
+        method: "GET",
+        path: "/api/user/7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        host: Some("api.example.com"),
+        headers: &headers,
+    };
+    bencher.bench_local(|| {
+        fastgate::route::match_route(&config.routes, divan::black_box(&input)).unwrap()
+    });
+}
+
+/// The `/v1/*` → `/api/*` rewrite alone.
+#[divan::bench]
+fn rewrite_v1(bencher: Bencher) {
+    let config = Config::embedded().unwrap();
+    let rewrite = config
+        .routes
+        .iter()
+        .find(|r| r.id == "v1-compat")
+        .and_then(|r| r.rewrite.clone())
+        .unwrap();
+    bencher.bench_local(|| {
+        rewrite
+            .apply(divan::black_box("/v1/user/profile"), Some("a=1&b=2"))
+            .unwrap()
+    });
+}
+
+/// The cache key of a per-user read with a query (SHA-256 over the key material).
+#[divan::bench]
+fn cache_key(bencher: Bencher) {
+    let settings = fastgate::cache::CacheSettings::default();
+    bencher.bench_local(|| {
+        fastgate::cache::cache_key(
+            "GET",
+            divan::black_box("/api/summaries"),
+            Some("page=2&utm_source=x&sort=asc"),
+            &[("flags", Some("new_schema=1"))],
+            Some("alice@example.com"),
+            &settings,
+        )
+    });
+}
+
+/// The edge library's whole per-request work on an authenticated, cached read: plan the
+/// route, verify the HS256 token, build the cache request (key, lookup, surrogate keys).
+#[divan::bench]
+fn route_verify_hs256_cache_key(bencher: Bencher) {
+    let gateway = Gateway::new(Config::embedded().unwrap());
+    let mut f = fixture();
+    let auth_header = format!("Bearer {}", f.hs256);
+    let facts = RequestFacts {
+        method: "GET",
+        path: "/api/summaries",
+        query: Some("page=2"),
+        headers: vec![
+            ("host", "api.example.com"),
+            ("authorization", auth_header.as_str()),
+        ],
+        client_ip: Some("192.0.2.1".parse().unwrap()),
+        tls: true,
+        geo: ClientGeo::default(),
+    };
+    let t = now();
+    bencher.bench_local(|| {
+        let plan = gateway.plan(divan::black_box(&facts));
+        let token = auth::extract_token(Some(&auth_header), None, None);
+        let verified = auth::verify(token.unwrap().unwrap(), &f.config, &mut f.keys, t).unwrap();
+        let fastgate::gateway::Decision::Forward(forward) = plan.decision else {
+            unreachable!()
+        };
+        gateway.cache_request(
+            &forward,
+            "GET",
+            |_| None,
+            Some(verified.sub.as_str()),
+            "new_schema=0",
+        )
+    });
+}
+
+/// Choosing the config with an override in the Config Store (parse and validate the
+/// override, plus a flags entry).
+#[divan::bench]
+fn config_load_override(bencher: Bencher) {
+    let mut v: serde_json::Value = serde_json::from_str(EMBEDDED).unwrap();
+    v["version"] = "override".into();
+    let text = v.to_string();
+    let flags = r#"{"new_schema": {"percent": 10}}"#;
+    bencher.bench_local(|| {
+        fastgate::config::load(Some(divan::black_box(&text)), Some(flags)).unwrap()
+    });
+}

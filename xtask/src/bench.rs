@@ -17,8 +17,12 @@
 //! Every server runs in its own process group and is killed with its workers when the
 //! benchmark ends, fails or is interrupted with Ctrl-C.
 
+mod edge;
 mod http;
+mod phases;
 mod procs;
+mod report;
+mod wasm;
 mod wrk;
 
 use std::net::SocketAddr;
@@ -36,7 +40,10 @@ use crate::tools::run as run_cmd;
 use procs::{tree_cpu_seconds, RssSampler, Scratch, Server};
 use wrk::{Load, Sample};
 
-pub const USAGE: &str = "usage: cargo xtask bench origin [--duration SECS] [--warmup SECS] \
+pub const USAGE: &str =
+    "usage: cargo xtask bench                (everything: target/bench/report.md)
+       cargo xtask bench edge           (edge overhead through Viceroy)
+       cargo xtask bench origin [--duration SECS] [--warmup SECS] \
 [--repeats N] [--connections N] [--threads N] [--workers N] [--reference-dir DIR] [--out FILE]
 
   --duration SECS      length of each measured wrk run (default 10)
@@ -65,7 +72,9 @@ const PROCESS_BODY: &str = r#"{"id":"bench","payload":{"k":1}}"#;
 /// `cargo xtask bench <what> ...`
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
+        None => report::all(),
         Some("origin") => origin(&args[1..]),
+        Some("edge") => edge::run(&*stop_flag()?).map(|md| println!("{md}")),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -267,13 +276,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The process-wide Ctrl-C flag every benchmark polls (the handler can be set only once).
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(stop) = STOP.get() {
+        return Ok(stop.clone());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    Ok(STOP.get_or_init(|| stop).clone())
+}
+
 fn origin(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let flag = stop.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
-    }
+    let stop = stop_flag()?;
     let interrupted = || -> Result<()> {
         if stop.load(Ordering::SeqCst) {
             bail!("interrupted");

@@ -1,0 +1,112 @@
+//! `cargo xtask bench`: every benchmark, side by side, into `target/bench/report.md`:
+//! the origin against the reference, the edge's overhead through Viceroy, the library's
+//! per-phase cost, and the Wasm's size with its largest contributors. Each figure is a
+//! median of repeated runs, and each comparison is measured within the same run.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::{edge, phases, wasm};
+use crate::build;
+
+/// Library work per request on an authenticated cached read, natively (µs).
+const LIBRARY_TARGET_US: f64 = 20.0;
+const ES256_TARGET_US: f64 = 150.0;
+const WASM_GZIP_TARGET: u64 = 1_500_000;
+
+pub fn all() -> Result<()> {
+    let started = Instant::now();
+    let root = crate::workspace_root();
+    let stop = super::stop_flag()?;
+
+    println!("xtask bench: 1/4 per-phase cost (cargo bench --bench edge)");
+    let phases = phases::run()?;
+
+    println!("xtask bench: 2/4 origin vs reference");
+    let origin_md = root.join("target/bench/origin.md");
+    super::origin(&[
+        "--duration".into(),
+        "5".into(),
+        "--warmup".into(),
+        "1".into(),
+        "--out".into(),
+        origin_md.display().to_string(),
+    ])?;
+    let origin = std::fs::read_to_string(&origin_md)?;
+
+    println!("xtask bench: 3/4 edge overhead through Viceroy");
+    let edge = edge::run(&stop)?;
+
+    println!("xtask bench: 4/4 Wasm size");
+    let wasm_path = build::edge_wasm(&root, &build::target_dir(&root))?;
+    let size = wasm::measure(&root, &wasm_path)?;
+
+    let mut md = String::from("# fastgate benchmark report\n\n");
+    md.push_str(&format!(
+        "Written by `cargo xtask bench` in {}m{:02}s on {} cores.\n\n",
+        started.elapsed().as_secs() / 60,
+        started.elapsed().as_secs() % 60,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    ));
+    md.push_str("## 1. Origin vs the FastAPI reference\n\n");
+    md.push_str(origin.trim_start_matches(|c| c != '\n').trim_start());
+    md.push_str("\n\n## 2. Edge overhead (Viceroy vs direct to the origin)\n\n");
+    md.push_str(&edge);
+    md.push_str("\n## 3. Per-phase cost of the edge library (native, divan medians)\n\n");
+    md.push_str(&phase_table(&phases));
+    md.push_str("\n## 4. Wasm size\n\n");
+    md.push_str(&format!(
+        "`{}`: **{} bytes raw, {} bytes gzip -9** (target: at most {} gzip: {}).\n\n\
+         Largest items (twiggy `top`, on the same build with its name section kept):\n\n{}",
+        wasm_path
+            .strip_prefix(&root)
+            .unwrap_or(&wasm_path)
+            .display(),
+        size.raw,
+        size.gzip,
+        WASM_GZIP_TARGET,
+        verdict(size.gzip as f64 <= WASM_GZIP_TARGET as f64),
+        size.top
+    ));
+    let out = root.join("target/bench/report.md");
+    std::fs::write(&out, &md)?;
+    println!("{md}");
+    println!("xtask bench: report written to {}", out.display());
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn phase_table(phases: &[phases::Phase]) -> String {
+    let mut out = String::from("| phase | median | target |\n|---|---:|---|\n");
+    for p in phases {
+        let target = match p.name.as_str() {
+            "route_verify_hs256_cache_key" => format!(
+                "≤ {LIBRARY_TARGET_US} µs: {}",
+                verdict(p.median_us <= LIBRARY_TARGET_US)
+            ),
+            "verify_token/ES256" => format!(
+                "≤ {ES256_TARGET_US} µs: {}",
+                verdict(p.median_us <= ES256_TARGET_US)
+            ),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {:.2} µs | {target} |\n",
+            p.name, p.median_us
+        ));
+    }
+    out.push_str(
+        "\n`route_verify_hs256_cache_key` is the library's whole work on an authenticated cached \
+         read (plan the route, verify HS256, build the cache key); `config_*` is paid once per \
+         request, since every request runs in a fresh Wasm instance.\n",
+    );
+    out
+}

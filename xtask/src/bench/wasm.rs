@@ -1,0 +1,80 @@
+//! The edge Wasm's size, raw and gzip, and its largest contributors (twiggy over a build
+//! that keeps the name section; the shipped build strips it).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+pub struct Size {
+    pub raw: u64,
+    pub gzip: u64,
+    /// twiggy's `top` table (markdown), or why it is missing.
+    pub top: String,
+}
+
+pub fn measure(root: &Path, wasm: &Path) -> Result<Size> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&bytes)?;
+    let gzip = gz.finish()?.len() as u64;
+    let top = match contributors(root) {
+        Ok(table) => table,
+        Err(e) => format!("(largest contributors unavailable: {e:#})\n"),
+    };
+    Ok(Size {
+        raw: bytes.len() as u64,
+        gzip,
+        top,
+    })
+}
+
+/// Builds the same Wasm with symbols (a separate target dir, same profile otherwise) and
+/// asks twiggy for the 15 largest items, installing twiggy from crates.io when missing.
+fn contributors(root: &Path) -> Result<String> {
+    let target = root.join("target/bench/wasm-names");
+    crate::tools::run(
+        Command::new("cargo")
+            .current_dir(root)
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "wasm",
+                "--target",
+                "wasm32-wasip1",
+                "--bin",
+                "fastgate",
+                "--config",
+                "profile.wasm.strip=false",
+                "--target-dir",
+            ])
+            .arg(&target),
+    )?;
+    let named = target.join("wasm32-wasip1/wasm/fastgate.wasm");
+    if Command::new("twiggy").arg("--version").output().is_err() {
+        eprintln!("xtask bench: installing twiggy from crates.io");
+        crate::tools::run(Command::new("cargo").args(["install", "twiggy", "--locked"]))?;
+    }
+    let out = Command::new("twiggy")
+        .args(["top", "-n", "15", "-f", "csv"])
+        .arg(&named)
+        .output()
+        .context("running twiggy")?;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut table = String::from("| item | bytes | share |\n|---|---:|---:|\n");
+    for line in csv.lines().skip(1) {
+        // Name,ShallowSize,ShallowSizePercent
+        let mut fields = line.rsplitn(3, ',');
+        let (Some(pct), Some(size), Some(name)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let name = name.trim_matches('"').replace('|', "\\|");
+        let short: String = name.chars().take(90).collect();
+        let pct: f64 = pct.parse().unwrap_or_default();
+        table.push_str(&format!("| `{short}` | {size} | {pct:.1}% |\n"));
+    }
+    Ok(table)
+}
