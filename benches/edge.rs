@@ -117,24 +117,33 @@ fn plan_request(bencher: Bencher) {
     bencher.bench_local(|| gateway.plan(divan::black_box(&facts)));
 }
 
+/// An authenticated GET as the adapter would describe it.
+fn authenticated_get<'a>(
+    path: &'a str,
+    query: Option<&'a str>,
+    authorization: &'a str,
+) -> RequestFacts<'a> {
+    RequestFacts {
+        method: "GET",
+        path,
+        query,
+        headers: vec![
+            ("host", "api.example.com"),
+            ("authorization", authorization),
+        ],
+        client_ip: Some("192.0.2.1".parse().unwrap()),
+        tls: true,
+        geo: ClientGeo::default(),
+    }
+}
+
 /// Route planning plus HS256 verification: the edge's library work on an authenticated GET.
 #[divan::bench]
 fn plan_and_verify_hs256(bencher: Bencher) {
     let gateway = Gateway::new(Config::embedded().unwrap());
     let mut f = fixture();
     let auth_header = format!("Bearer {}", f.hs256);
-    let facts = RequestFacts {
-        method: "GET",
-        path: "/api/user/profile",
-        query: None,
-        headers: vec![
-            ("host", "api.example.com"),
-            ("authorization", auth_header.as_str()),
-        ],
-        client_ip: Some("192.0.2.1".parse().unwrap()),
-        tls: true,
-        geo: ClientGeo::default(),
-    };
+    let facts = authenticated_get("/api/user/profile", None, &auth_header);
     let t = now();
     bencher.bench_local(|| {
         let plan = gateway.plan(divan::black_box(&facts));
@@ -208,18 +217,7 @@ fn route_verify_hs256_cache_key(bencher: Bencher) {
     let gateway = Gateway::new(Config::embedded().unwrap());
     let mut f = fixture();
     let auth_header = format!("Bearer {}", f.hs256);
-    let facts = RequestFacts {
-        method: "GET",
-        path: "/api/summaries",
-        query: Some("page=2"),
-        headers: vec![
-            ("host", "api.example.com"),
-            ("authorization", auth_header.as_str()),
-        ],
-        client_ip: Some("192.0.2.1".parse().unwrap()),
-        tls: true,
-        geo: ClientGeo::default(),
-    };
+    let facts = authenticated_get("/api/summaries", Some("page=2"), &auth_header);
     let t = now();
     bencher.bench_local(|| {
         let plan = gateway.plan(divan::black_box(&facts));

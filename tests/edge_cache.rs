@@ -318,6 +318,8 @@ fn stale_if_error_serves_the_copy_when_every_origin_is_down() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     assert_eq!(header(&resp, "content-type"), "application/problem+json");
+    assert!(header(&resp, "cache-status").starts_with("fastgate; fwd=miss"));
+    assert_eq!(header(&resp, "retry-after"), "5");
     let problem: Value = resp.json().unwrap();
     assert_eq!(problem["status"], 503);
 }
@@ -350,6 +352,18 @@ fn private_no_store_and_set_cookie_are_never_served_from_cache() {
         get(&client, format!("{}/t/ok", stack.edge_url()));
     }
     assert_eq!(origin.count("/t/ok"), 1);
+    // Routes without a cache policy say so too: `Cache-Status` is on every response.
+    let resp = client
+        .get(format!("{}/health", stack.edge_url()))
+        .send()
+        .unwrap();
+    assert_eq!(header(&resp, "cache-status"), "fastgate; fwd=bypass");
+    let resp = client
+        .get(format!("{}/nowhere", stack.edge_url()))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(header(&resp, "cache-status"), "fastgate; fwd=bypass");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -128,16 +128,7 @@ pub(crate) fn through_cache(
             };
         }
         let tx = obliged.then_some(tx);
-        let (response, stored) = store(tx, response, policy, &creq, &client);
-        let (ttl_left, detail) = match &stored {
-            Ok(ttl) => (i64::try_from(*ttl).unwrap_or(i64::MAX), None),
-            Err(reason) => (0, Some(*reason)),
-        };
-        let mut response = response;
-        if stored.is_ok() {
-            client_cache_control(&mut response, policy, ttl_left);
-        }
-        let status = forwarded_status(fwd, &response, stored.is_ok(), ttl_left, detail);
+        let (response, status) = store_forwarded(tx, response, policy, &creq, &client, fwd);
         return Cached {
             response,
             status,
@@ -365,16 +356,28 @@ fn revalidate(
             cache::cache_status(Outcome::StaleIfError, ttl_left, Some(&detail)),
         );
     }
-    let (response, stored) = store(tx, response, policy, creq, &client);
+    store_forwarded(tx, response, policy, creq, &client, Fwd::Stale)
+}
+
+/// [`store`]s an origin's answer and says so: the `Cache-Status` of a forwarded request,
+/// and a stored `per_user` answer leaves `private`.
+fn store_forwarded(
+    tx: Option<Transaction>,
+    response: Response,
+    policy: &CachePolicy,
+    creq: &CacheRequest,
+    client: &ClientFacts,
+    fwd: Fwd,
+) -> (Response, String) {
+    let (mut response, stored) = store(tx, response, policy, creq, client);
     let (ttl_left, detail) = match &stored {
         Ok(ttl) => (i64::try_from(*ttl).unwrap_or(i64::MAX), None),
         Err(reason) => (0, Some(*reason)),
     };
-    let mut response = response;
     if stored.is_ok() {
         client_cache_control(&mut response, policy, ttl_left);
     }
-    let status = forwarded_status(Fwd::Stale, &response, stored.is_ok(), ttl_left, detail);
+    let status = forwarded_status(fwd, &response, stored.is_ok(), ttl_left, detail);
     (response, status)
 }
 

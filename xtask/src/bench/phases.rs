@@ -37,7 +37,8 @@ pub fn parse(text: &str) -> Result<Vec<Phase>> {
         let Some(pos) = line.find("─ ") else {
             continue;
         };
-        let nested = line[..pos].contains('│');
+        // Argument rows are indented under their parent (`│  ├─` or `   ├─`).
+        let nested = line.starts_with([' ', '│']);
         let rest = &line[pos + "─ ".len()..];
         let cells: Vec<&str> = rest.split('│').map(str::trim).collect();
         let mut words = cells[0].split_whitespace();
@@ -82,13 +83,17 @@ mod tests {
 
     #[test]
     fn reads_divans_table_with_nested_arguments() {
-        let text = "Timer precision: 20 ns\n\
-edge                             fastest       │ slowest       │ median        │ mean          │ samples │ iters\n\
-├─ cache_key                     409.6 ns      │ 34.41 µs      │ 420.6 ns      │ 762.8 ns      │ 100     │ 100\n\
-├─ config_parse_embedded         48.56 µs      │ 89.49 µs      │ 50.41 µs      │ 53.75 µs      │ 100     │ 100\n\
-╰─ verify_token                                │               │               │               │         │\n\
-   ├─ ES256                      359 µs        │ 497.4 µs      │ 389.3 µs      │ 398.7 µs      │ 100     │ 100\n\
-   ╰─ RS256                      237.6 µs      │ 302.4 µs      │ 1.2 ms        │ 242.9 µs      │ 100     │ 100\n";
+        let text = [
+            "Timer precision: 20 ns",
+            "edge                     fastest   │ slowest   │ median    │ mean      │ samples │ iters",
+            "├─ cache_key             409.6 ns  │ 34.41 µs  │ 420.6 ns  │ 762.8 ns  │ 100     │ 100",
+            "├─ config_parse_embedded 48.56 µs  │ 89.49 µs  │ 50.41 µs  │ 53.75 µs  │ 100     │ 100",
+            "╰─ verify_token                    │           │           │           │         │",
+            "   ├─ ES256              359 µs    │ 497.4 µs  │ 389.3 µs  │ 398.7 µs  │ 100     │ 100",
+            "   ╰─ RS256              237.6 µs  │ 302.4 µs  │ 1.2 ms    │ 242.9 µs  │ 100     │ 100",
+        ]
+        .join("\n");
+        let text = text.as_str();
         let phases = parse(text).unwrap();
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(

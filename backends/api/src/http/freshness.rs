@@ -1,7 +1,8 @@
 //! HTTP caching metadata for the origin's reads, so a cache in front (the edge's, RFC 9111)
 //! can store them and revalidate them cheaply:
 //!
-//! - [`validators`] (a route layer on the cacheable GETs) gives every 200 a strong `ETag`
+//! - [`validators`] (a route layer on every GET except the liveness probes `/health` and
+//!   `/ready`, whose answers must never come from a cache) gives every 200 a strong `ETag`
 //!   over its exact body, and answers a matching `If-None-Match` with 304 and no body
 //!   (RFC 9110 §13.1.2, weak comparison as §13.1.2 requires for `If-None-Match`);
 //! - the handlers set `Cache-Control` per resource, because only they know how long their

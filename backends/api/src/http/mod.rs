@@ -29,9 +29,18 @@ pub fn router(state: AppState, allowed_origins: &[String]) -> Router {
     Router::new()
         .route("/health", get(meta::health))
         .route("/ready", get(meta::ready))
-        .route("/openapi.json", get(meta::openapi))
-        .route("/docs", get(meta::docs))
-        .route("/.well-known/jwks.json", get(meta::jwks))
+        .route(
+            "/openapi.json",
+            get(meta::openapi).route_layer(from_fn(freshness::validators)),
+        )
+        .route(
+            "/docs",
+            get(meta::docs).route_layer(from_fn(freshness::validators)),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(meta::jwks).route_layer(from_fn(freshness::validators)),
+        )
         .route("/api/auth/signup", post(account::signup))
         .route("/api/auth/login", post(account::login))
         .route(
