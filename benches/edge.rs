@@ -155,10 +155,40 @@ fn plan_and_verify_hs256(bencher: Bencher) {
     });
 }
 
-/// Parsing and validating the embedded config: paid once per request (fresh instance).
+/// Loading the embedded config: paid once per request (fresh instance).
 #[divan::bench]
-fn config_parse_embedded() -> Config {
-    Config::parse(divan::black_box(EMBEDDED)).unwrap()
+fn config_load_embedded() -> Config {
+    fastgate::config::load(divan::black_box(None::<&str>), None)
+        .unwrap()
+        .config
+}
+
+/// A token whose signature verified before (the edge remembers it in its cache, as Envoy's
+/// jwt_authn JWT cache does): every check but the signature, plus the digest.
+#[divan::bench(args = ["ES256", "RS256"])]
+fn verify_token_remembered(bencher: Bencher, alg: &str) {
+    struct Remembering(Keys, std::collections::HashSet<[u8; 32]>);
+    impl KeySource for Remembering {
+        fn hs256_secret(&mut self, name: &str) -> Option<Vec<u8>> {
+            self.0.hs256_secret(name)
+        }
+        fn jwks(&mut self, i: &Issuer, refresh: bool) -> Result<Option<Vec<JwkKey>>, JwksError> {
+            self.0.jwks(i, refresh)
+        }
+        fn signature_known_good(&mut self, digest: &[u8; 32]) -> bool {
+            self.1.contains(digest)
+        }
+        fn remember_good_signature(&mut self, digest: &[u8; 32], _: u64) {
+            self.1.insert(*digest);
+        }
+    }
+    let f = fixture();
+    let token = if alg == "ES256" { f.es256 } else { f.rs256 };
+    let mut keys = Remembering(f.keys, Default::default());
+    let t = now();
+    auth::verify(&token, &f.config, &mut keys, t).unwrap();
+    bencher
+        .bench_local(|| auth::verify(divan::black_box(&token), &f.config, &mut keys, t).unwrap());
 }
 
 /// Route matching alone, against the embedded table (a template route near the end).

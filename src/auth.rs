@@ -92,6 +92,11 @@ pub struct JwksCache {
     pub ttl_s: u32,
     pub refresh_interval_s: u32,
     pub max_stale_s: u32,
+    /// How long a token whose ES256/RS256 signature verified is remembered as such (by
+    /// SHA-256 of the whole token), so its next requests skip the signature check; every
+    /// other check still runs each time. Never longer than `ttl_s` (the JWKS's own freshness)
+    /// or the token's `exp`. 0 turns it off. See [`KeySource::signature_known_good`].
+    pub verified_ttl_s: u32,
 }
 
 impl Default for JwksCache {
@@ -100,6 +105,7 @@ impl Default for JwksCache {
             ttl_s: 300,
             refresh_interval_s: 30,
             max_stale_s: 86_400,
+            verified_ttl_s: 300,
         }
     }
 }
@@ -286,6 +292,30 @@ pub trait KeySource {
     /// The issuer's JWKS. With `refresh`, the caller met an unknown `kid`: the source
     /// should fetch again if its rate limit allows, and say `Ok(None)` when it does not.
     fn jwks(&mut self, issuer: &Issuer, refresh: bool) -> Result<Option<Vec<JwkKey>>, JwksError>;
+
+    /// Whether the token with this digest ([`token_digest`]) passed an ES256/RS256 signature
+    /// check within its remembered lifetime, as Envoy's `jwt_authn` JWT cache does: a client
+    /// sends the same token on every request, and the asymmetric check is by far the most
+    /// expensive step of the auth phase. Only the signature is taken on trust; the header,
+    /// algorithm, issuer and every claim are checked again. An entry lives no longer than the
+    /// JWKS it was checked against stays fresh, so a removed key, or a JWKS that can no longer
+    /// be fetched, is noticed on the same schedule as without this memory.
+    fn signature_known_good(&mut self, _digest: &[u8; 32]) -> bool {
+        false
+    }
+
+    /// Records that the token with this digest has a good signature, for `ttl_s` seconds.
+    fn remember_good_signature(&mut self, _digest: &[u8; 32], _ttl_s: u64) {}
+}
+
+/// SHA-256 of a domain tag and the whole token: the key of [`KeySource::signature_known_good`].
+/// Any change to the token (header, claims or signature) changes it.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"fastgate-jwt-signature-v1\0");
+    h.update(token.as_bytes());
+    h.finalize().into()
 }
 
 /// A refused request, already shaped as RFC 6750 wants it.
@@ -483,22 +513,59 @@ pub fn verify(
         .and_then(Value::as_str)
         .and_then(|iss| config.issuers.iter().find(|i| i.iss == iss))
         .ok_or(invalid(TokenError::WrongIssuer))?;
-    let key = select_key(issuer, alg, header.kid.as_deref(), keys)?;
-    let mut validation = Validation::new(alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
-        invalid(match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature
-            | jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey
-            | jsonwebtoken::errors::ErrorKind::InvalidRsaKey(_) => TokenError::BadSignature,
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::UnsupportedAlgorithm,
-            _ => TokenError::Malformed("token"),
-        })
-    })?;
-    check_claims(payload, issuer, config.leeway_s, now).map_err(invalid)
+    // HS256 costs microseconds: only the asymmetric checks are worth remembering.
+    let remembered =
+        (alg != Algorithm::HS256 && config.jwks.verified_ttl_s > 0).then(|| token_digest(token));
+    let known_good = match &remembered {
+        Some(digest) => {
+            jwks_allows(issuer, alg)?;
+            keys.signature_known_good(digest)
+        }
+        None => false,
+    };
+    if !known_good {
+        let key = select_key(issuer, alg, header.kid.as_deref(), keys)?;
+        let mut validation = Validation::new(alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
+            invalid(match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature
+                | jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey
+                | jsonwebtoken::errors::ErrorKind::InvalidRsaKey(_) => TokenError::BadSignature,
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                    TokenError::UnsupportedAlgorithm
+                }
+                _ => TokenError::Malformed("token"),
+            })
+        })?;
+    }
+    let verified = check_claims(payload, issuer, config.leeway_s, now).map_err(invalid)?;
+    if let (Some(digest), false) = (&remembered, known_good) {
+        // Never longer than the key set it was checked against stays fresh: a key removed
+        // from the JWKS, or a JWKS that can no longer be fetched, then counts again.
+        let ttl = verified
+            .exp
+            .saturating_sub(now)
+            .min(u64::from(config.jwks.verified_ttl_s))
+            .min(u64::from(config.jwks.ttl_s));
+        if ttl > 0 {
+            keys.remember_good_signature(digest, ttl);
+        }
+    }
+    Ok(verified)
+}
+
+/// The issuer must have declared this algorithm for its JWKS.
+fn jwks_allows(issuer: &Issuer, alg: Algorithm) -> Result<(), AuthFailure> {
+    issuer
+        .jwks
+        .as_ref()
+        .filter(|j| j.algorithms.iter().any(|a| a == alg_name(alg)))
+        .map(|_| ())
+        .ok_or(AuthFailure::Invalid(TokenError::UnsupportedAlgorithm))
 }
 
 fn select_key(
@@ -517,12 +584,7 @@ fn select_key(
             .ok_or_else(|| AuthFailure::KeysUnavailable("HS256 key missing".into()))?;
         return Ok(DecodingKey::from_secret(&secret));
     }
-    // The issuer must have declared this algorithm for its JWKS.
-    issuer
-        .jwks
-        .as_ref()
-        .filter(|j| j.algorithms.iter().any(|a| a == alg_name(alg)))
-        .ok_or(AuthFailure::Invalid(TokenError::UnsupportedAlgorithm))?;
+    jwks_allows(issuer, alg)?;
     let find = |set: &[JwkKey]| -> Option<DecodingKey> {
         let mut candidates = set.iter().filter(|k| k.alg == alg);
         match kid {
@@ -1048,5 +1110,82 @@ mod tests {
             let _ = check(&token, &mut ks);
             let _ = extract_token(Some(&format!("Bearer {token}")), Some(&token), Some("s"));
         }
+    }
+
+    /// `Keys` plus a signature memory, counting what reaches the JWKS.
+    struct Remembering {
+        inner: Keys,
+        good: BTreeMap<[u8; 32], u64>,
+        jwks_calls: u32,
+    }
+
+    impl KeySource for Remembering {
+        fn hs256_secret(&mut self, name: &str) -> Option<Vec<u8>> {
+            self.inner.hs256_secret(name)
+        }
+        fn jwks(&mut self, i: &Issuer, refresh: bool) -> Result<Option<Vec<JwkKey>>, JwksError> {
+            self.jwks_calls += 1;
+            self.inner.jwks(i, refresh)
+        }
+        fn signature_known_good(&mut self, digest: &[u8; 32]) -> bool {
+            self.good.contains_key(digest)
+        }
+        fn remember_good_signature(&mut self, digest: &[u8; 32], ttl_s: u64) {
+            self.good.insert(*digest, ttl_s);
+        }
+    }
+
+    #[test]
+    fn a_verified_asymmetric_signature_is_remembered_but_every_claim_is_checked_again() {
+        let key = ec_key("k1");
+        let mut keys = Remembering {
+            inner: keys(jwks_of(&[&key])),
+            good: BTreeMap::new(),
+            jwks_calls: 0,
+        };
+        let token = es(&key, "k1", &claims());
+        let first = verify(&token, &config(), &mut keys, NOW).unwrap();
+        assert_eq!(keys.jwks_calls, 1);
+        assert_eq!(keys.good.get(&token_digest(&token)), Some(&300));
+        let again = verify(&token, &config(), &mut keys, NOW).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(keys.jwks_calls, 1, "the second check skipped the signature");
+        // The remembered signature does not outlive the token's claims.
+        assert_eq!(
+            verify(&token, &config(), &mut keys, NOW + 700),
+            invalid(TokenError::Expired)
+        );
+        // Any change to the token is a different digest: a full check, which fails.
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(verify(&tampered, &config(), &mut keys, NOW).is_err());
+        // An algorithm the issuer no longer allows is refused even when remembered.
+        let mut strict = config();
+        strict.issuers[0].jwks.as_mut().unwrap().algorithms = vec!["RS256".into()];
+        assert_eq!(
+            verify(&token, &strict, &mut keys, NOW),
+            invalid(TokenError::UnsupportedAlgorithm)
+        );
+        // Never longer than the key set stays fresh.
+        let mut brief = config();
+        brief.jwks.ttl_s = 5;
+        let other = es(
+            &key,
+            "k1",
+            &json!({"sub": "x", "iss": "iss-1", "aud": "aud-1", "exp": NOW + 600}),
+        );
+        verify(&other, &brief, &mut keys, NOW).unwrap();
+        assert_eq!(keys.good.get(&token_digest(&other)), Some(&5));
+        // A short-lived token is remembered only as long as it lives.
+        let mut short = claims();
+        short["exp"] = json!(NOW + 20);
+        let short = es(&key, "k1", &short);
+        verify(&short, &config(), &mut keys, NOW).unwrap();
+        assert_eq!(keys.good.get(&token_digest(&short)), Some(&20));
+        // HS256 is cheap: never remembered.
+        let hs_token = hs(&claims());
+        verify(&hs_token, &config(), &mut keys, NOW).unwrap();
+        assert!(!keys.good.contains_key(&token_digest(&hs_token)));
     }
 }

@@ -15,8 +15,9 @@ use crate::cors::CorsPolicy;
 use crate::flags::{self, FlagSpec};
 use crate::route::{self, Route, RouteSpec};
 
-/// The configuration compiled into the Wasm binary.
-pub const EMBEDDED: &str = include_str!("../config/default.json");
+/// The configuration compiled into the Wasm binary: `config/default.json`, minified by
+/// `build.rs` (parsing it is per-request work; see [`Config::embedded`]).
+pub const EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/default.min.json"));
 
 /// A named origin backend. The name must match a backend declared to the platform
 /// (`fastly.toml` locally, the service's backends in production).
@@ -209,9 +210,17 @@ const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 impl Config {
     /// Parses and validates a JSON config.
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
+        Self::parse_checked(json, true)
+    }
+
+    /// `validate: false` skips the cross-field checks (backend names, geo lists, issuers,
+    /// CORS and rate-limit fields); only for text already known to pass them.
+    fn parse_checked(json: &str, validate: bool) -> Result<Self, ConfigError> {
         let file: ConfigFile =
             serde_json::from_str(json).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        file.validate()?;
+        if validate {
+            file.validate()?;
+        }
         let routes = route::compile_table(&file.routes)
             .map_err(|(field, reason)| ConfigError::Invalid { field, reason })?;
         Ok(Config {
@@ -230,10 +239,13 @@ impl Config {
         })
     }
 
-    /// The embedded default. It is validated by unit tests, so this cannot fail in a
-    /// shipped binary; should it ever, the error says which field.
+    /// The embedded default, parsed without re-running the cross-field validation: the
+    /// text is fixed at build time and `embedded_default_passes_full_validation` checks
+    /// exactly that text, so per request only parsing and route compilation remain (which
+    /// still fail loudly, naming the field). An override from the Config Store is always
+    /// validated in full ([`load`]).
     pub fn embedded() -> Result<Self, ConfigError> {
-        Self::parse(EMBEDDED)
+        Self::parse_checked(EMBEDDED, false)
     }
 }
 
@@ -359,6 +371,21 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(EMBEDDED).unwrap();
         edit(&mut v);
         Config::parse(&v.to_string())
+    }
+
+    #[test]
+    fn embedded_default_passes_full_validation() {
+        let full = Config::parse(EMBEDDED).expect("embedded config must validate");
+        let fast = Config::embedded().unwrap();
+        assert_eq!(full.hash, fast.hash);
+        assert_eq!(full.routes.len(), fast.routes.len());
+        // The minified text is the file's content.
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("../config/default.json")).unwrap();
+        assert_eq!(
+            file,
+            serde_json::from_str::<serde_json::Value>(EMBEDDED).unwrap()
+        );
     }
 
     #[test]

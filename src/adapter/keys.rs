@@ -68,6 +68,27 @@ impl KeySource for PlatformKeys<'_> {
         self.memo = Some(keys.clone());
         Ok(Some(keys))
     }
+
+    fn signature_known_good(&mut self, digest: &[u8; 32]) -> bool {
+        matches!(
+            cache::lookup(signature_key(digest)).execute(),
+            Ok(Some(found)) if found.is_usable() && !found.is_stale()
+        )
+    }
+
+    fn remember_good_signature(&mut self, digest: &[u8; 32], ttl_s: u64) {
+        let _ = cache::insert(signature_key(digest), Duration::from_secs(ttl_s))
+            .execute()
+            .map(|body| body.finish());
+    }
+}
+
+/// Where a good signature is remembered: the token's digest, never the token.
+fn signature_key(digest: &[u8; 32]) -> CacheKey {
+    CacheKey::from(format!(
+        "fastgate/jwt-signature/v1/{}",
+        fastgate::cache::key_hex(digest)
+    ))
 }
 
 fn jwks_key(issuer: &Issuer) -> CacheKey {
