@@ -178,9 +178,18 @@ pub(crate) fn through_cache(
             // Stale beyond serving (or not servable to this request): ask the origin,
             // conditionally when this request may update the entry.
             let tx = obliged.then_some(tx);
-            let response = revalidate(
-                tx, req, found, &meta, age, freshness, policy, &creq, &upstream, log,
-            );
+            let entry = StaleEntry {
+                found,
+                meta: &meta,
+                age,
+                freshness,
+            };
+            let route = RouteCache {
+                policy,
+                creq: &creq,
+                upstream: &upstream,
+            };
+            let response = revalidate(tx, req, entry, route, log);
             Cached {
                 response: response.0,
                 status: response.1,
@@ -211,18 +220,18 @@ impl Revalidation {
             Some(found) => {
                 let age = found.age().as_secs();
                 let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
-                let (resp, status) = revalidate(
-                    Some(tx),
-                    req,
-                    &found,
-                    &meta,
+                let entry = StaleEntry {
+                    found: &found,
+                    meta: &meta,
                     age,
                     freshness,
-                    &policy,
-                    &creq,
-                    &upstream,
-                    &mut log,
-                );
+                };
+                let route = RouteCache {
+                    policy: &policy,
+                    creq: &creq,
+                    upstream: &upstream,
+                };
+                let (resp, status) = revalidate(Some(tx), req, entry, route, &mut log);
                 (status, resp.get_status().as_u16())
             }
             None => (String::from("entry gone"), 0),
@@ -242,19 +251,24 @@ impl Revalidation {
 /// request carries the entry's validators, a matching 304 freshens the entry in place and
 /// a full answer replaces it. A failed origin is answered with the stale copy while it is
 /// inside its stale-if-error window.
-#[allow(clippy::too_many_arguments)]
 fn revalidate(
     tx: Option<Transaction>,
     mut req: Request,
-    found: &Found,
-    meta: &StoredMeta,
-    age: u64,
-    freshness: Freshness,
-    policy: &CachePolicy,
-    creq: &CacheRequest,
-    upstream: &Upstream,
+    entry: StaleEntry<'_>,
+    route: RouteCache<'_>,
     log: &mut LogLine<'_>,
 ) -> (Response, String) {
+    let StaleEntry {
+        found,
+        meta,
+        age,
+        freshness,
+    } = entry;
+    let RouteCache {
+        policy,
+        creq,
+        upstream,
+    } = route;
     let client = ClientFacts::of(&req);
     for name in CLIENT_CONDITIONALS {
         req.remove_header(name);
@@ -379,6 +393,22 @@ fn store_forwarded(
     }
     let status = forwarded_status(fwd, &response, stored.is_ok(), ttl_left, detail);
     (response, status)
+}
+
+/// A stored entry that may not be served as it is, as the lookup found it.
+struct StaleEntry<'a> {
+    found: &'a Found,
+    meta: &'a StoredMeta,
+    age: u64,
+    freshness: Freshness,
+}
+
+/// The route's side of a cache decision: its policy, this request's cache plan, and how to
+/// reach the origin.
+struct RouteCache<'a> {
+    policy: &'a CachePolicy,
+    creq: &'a CacheRequest,
+    upstream: &'a Upstream,
 }
 
 /// What the answer depends on from the request, kept once the request itself is sent.
