@@ -1,0 +1,106 @@
+//! HTTP caching metadata on the origin's reads, which the edge cache relies on: strong
+//! ETags that agree across origin processes, 304 for a matching `If-None-Match`, and the
+//! `Cache-Control` each resource chooses (`no-store` for a summaries list about to change).
+
+mod common;
+
+use common::{temp_dir, Origin};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_carry_validators_and_honour_if_none_match() {
+    let dir = temp_dir("validators");
+    let a = Origin::start("origin_us", &dir, &[]);
+    let b = Origin::start("origin_eu", &dir, &[]);
+    let client = reqwest::Client::new();
+    let email = format!("etag.{}@example.com", common::random_word(8));
+    let r = client
+        .post(format!("{}/api/auth/signup", a.url))
+        .json(&json!({"email": email, "password": "correct-horse-1", "full_name": "Etag User"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = common::login(&client, &a.url, &email, "correct-horse-1").await;
+
+    let get = |base: &str, path: &str, inm: Option<&str>| {
+        let mut req = client.get(format!("{base}{path}")).bearer_auth(&token);
+        if let Some(tag) = inm {
+            req = req.header("if-none-match", tag);
+        }
+        req.send()
+    };
+    for (path, cache_control) in [
+        ("/api/user/profile".to_owned(), "max-age=300"),
+        (format!("/api/user/{id}"), "public, max-age=300"),
+        ("/api/summaries".to_owned(), "max-age=300"),
+    ] {
+        let r = get(&a.url, &path, None).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.headers()["cache-control"], cache_control, "{path}");
+        let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "{path}: {tag}");
+        // Another origin process tags the same representation the same way.
+        let other = get(&b.url, &path, None).await.unwrap();
+        assert_eq!(other.headers()["etag"].to_str().unwrap(), tag, "{path}");
+        let r = get(&b.url, &path, Some(&tag)).await.unwrap();
+        assert_eq!(r.status().as_u16(), 304, "{path}");
+        assert_eq!(r.headers()["etag"].to_str().unwrap(), tag);
+        assert!(r.bytes().await.unwrap().is_empty());
+        let r = get(&a.url, &path, Some("\"something-else\""))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let user = get(&a.url, &format!("/api/user/{id}"), None).await.unwrap();
+    assert_eq!(user.headers()["vary"], "fastgate-flags");
+    // Liveness is never cacheable metadata.
+    let health = client
+        .get(format!("{}/health", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.headers().get("etag").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summaries_list_with_a_queued_upload_is_not_storable() {
+    let dir = temp_dir("validators-queued");
+    // No worker: the upload stays queued, so the list is about to change.
+    let o = Origin::start("origin_us", &dir, &[("FASTGATE_WORKER", "0")]);
+    let client = reqwest::Client::new();
+    let email = format!("queued.{}@example.com", common::random_word(8));
+    let r = client
+        .post(format!("{}/api/auth/signup", o.url))
+        .json(&json!({"email": email, "password": "correct-horse-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let token = common::login(&client, &o.url, &email, "correct-horse-1").await;
+    let summaries = || {
+        client
+            .get(format!("{}/api/summaries", o.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(
+        summaries().await.unwrap().headers()["cache-control"],
+        "max-age=300"
+    );
+    let r = client
+        .post(format!("{}/api/uploads", o.url))
+        .bearer_auth(&token)
+        .json(&json!({"content": "A queued document. It waits for a worker."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let r = summaries().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
