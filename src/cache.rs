@@ -1106,6 +1106,16 @@ fn first_header<'a, N: AsRef<str>, V: AsRef<str>>(
         .map(|(_, v)| v.as_ref().trim_matches([' ', '\t']))
 }
 
+/// Whether two entity-tags match by the weak comparison (RFC 9110 §8.8.3.2): the same
+/// opaque tag, whether or not either is marked `W/`.
+fn weak_match(a: &str, b: &str) -> bool {
+    fn opaque(t: &str) -> &str {
+        let t = t.trim_matches([' ', '\t']);
+        t.strip_prefix("W/").unwrap_or(t)
+    }
+    opaque(a) == opaque(b)
+}
+
 /// An entity-tag (RFC 9110 §8.8.3): optional `W/`, then a quoted string of etagc.
 fn is_entity_tag(v: &str) -> bool {
     let opaque = v.strip_prefix("W/").unwrap_or(v);
@@ -1143,9 +1153,8 @@ pub fn not_modified_matches<N: AsRef<str>, V: AsRef<str>, M: AsRef<str>, W: AsRe
     stored_headers: &[(N, V)],
     not_modified_headers: &[(M, W)],
 ) -> bool {
-    let weak = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_owned();
     if let Some(new) = first_header(not_modified_headers, "etag") {
-        return first_header(stored_headers, "etag").is_some_and(|old| weak(old) == weak(new));
+        return first_header(stored_headers, "etag").is_some_and(|old| weak_match(old, new));
     }
     if let Some(new) = first_header(not_modified_headers, "last-modified") {
         return first_header(stored_headers, "last-modified") == Some(new);
@@ -1316,11 +1325,9 @@ pub fn client_not_modified(if_none_match: Option<&str>, stored_etag: Option<&str
     let (Some(inm), Some(etag)) = (if_none_match, stored_etag) else {
         return false;
     };
-    let opaque = |t: &str| t.trim().strip_prefix("W/").unwrap_or(t.trim()).to_owned();
-    let etag = opaque(etag);
     inm.split(',')
         .map(str::trim)
-        .any(|t| t == "*" || (!t.is_empty() && opaque(t) == etag))
+        .any(|t| t == "*" || (!t.is_empty() && weak_match(t, etag)))
 }
 
 // ---------------------------------------------------------------------------------------------

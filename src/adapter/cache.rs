@@ -23,7 +23,7 @@ use fastly::{Request, Response};
 use fastgate::cache::{self, CacheMode, CachePolicy, Freshness, Fwd, Lookup, Outcome, StoredMeta};
 use fastgate::gateway::{self, CacheRequest};
 
-use super::forward::Upstream;
+use super::forward::{NoOriginAnswered, Upstream};
 use super::telemetry::{log_event, micros, write_log, LogLine};
 use super::{problem_response, unix_now};
 
@@ -106,8 +106,7 @@ pub(crate) fn through_cache(
         for name in CLIENT_CONDITIONALS {
             req.remove_header(name);
         }
-        let response = upstream.send(req, log);
-        if response.get_status() == StatusCode::BAD_GATEWAY && log.backend.is_none() {
+        let Ok(response) = upstream.try_send(req, log) else {
             // Every backend failed and nothing is cached to fall back on.
             drop(tx);
             let p = gateway::origin_unavailable(&upstream.request_id);
@@ -126,7 +125,7 @@ pub(crate) fn through_cache(
                 status,
                 revalidation: None,
             };
-        }
+        };
         let tx = obliged.then_some(tx);
         let (response, status) = store_forwarded(tx, response, policy, &creq, &client, fwd);
         return Cached {
@@ -279,10 +278,10 @@ fn revalidate(
             req.set_header(name, value);
         }
     }
-    let response = upstream.send(req, log);
-    let code = response.get_status().as_u16();
-    if conditional && code == 304 {
-        let headers = header_pairs(&response);
+    let answer = upstream.try_send(req, log);
+    let code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
+    if let (true, 304, Ok(response)) = (conditional, code, &answer) {
+        let headers = header_pairs(response);
         if cache::not_modified_matches(&meta.headers, &headers) {
             let refs: Vec<(&str, &str)> = headers
                 .iter()
@@ -352,8 +351,8 @@ fn revalidate(
             return (response, status);
         }
     }
-    // RFC 5861 §4: these statuses (and no answer at all, which the forward phase turns
-    // into 502) let a copy inside its stale-if-error window answer instead.
+    // RFC 5861 §4: no answer at all (counted as 502), or one of these statuses, lets a
+    // copy inside its stale-if-error window answer instead.
     let origin_failed = matches!(code, 500 | 502 | 503 | 504);
     let within_error_window = age < meta.ttl_s.saturating_add(meta.sie_s);
     let shareable =
@@ -370,6 +369,9 @@ fn revalidate(
             cache::cache_status(Outcome::StaleIfError, ttl_left, Some(&detail)),
         );
     }
+    let response = answer.unwrap_or_else(|NoOriginAnswered| {
+        problem_response(&gateway::bad_gateway(&upstream.request_id, &log.attempts))
+    });
     store_forwarded(tx, response, policy, creq, &client, Fwd::Stale)
 }
 

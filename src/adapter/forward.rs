@@ -28,9 +28,25 @@ pub(crate) struct Upstream {
     pub request_id: String,
 }
 
+/// Every candidate backend failed (the attempts are in the log line).
+pub(crate) struct NoOriginAnswered;
+
 impl Upstream {
-    /// Signs and sends `req` (already carrying any cache-added headers) with failover.
+    /// Signs and sends `req` (already carrying any cache-added headers) with failover;
+    /// when no backend answers, the 502 problem.
     pub fn send(&self, req: Request, log: &mut LogLine<'_>) -> Response {
+        self.try_send(req, log).unwrap_or_else(|NoOriginAnswered| {
+            problem_response(&gateway::bad_gateway(&self.request_id, &log.attempts))
+        })
+    }
+
+    /// As [`Upstream::send`], but says when no backend answered, so a caller with another
+    /// answer (a cached copy, or a 503 for a cached route) can give it instead.
+    pub fn try_send(
+        &self,
+        req: Request,
+        log: &mut LogLine<'_>,
+    ) -> Result<Response, NoOriginAnswered> {
         let secrets = SecretStore::open(SECRET_STORE).ok();
         forward_with_failover(
             req,
@@ -46,7 +62,7 @@ impl Upstream {
 
 /// Sends to the healthiest preferred backend, moving down the list as far as the
 /// failover policy allows, and marks failed backends down for later requests.
-pub fn forward_with_failover(
+fn forward_with_failover(
     mut req: Request,
     forward: &Forward,
     identity: &str,
@@ -54,7 +70,7 @@ pub fn forward_with_failover(
     secrets: Option<&SecretStore>,
     request_id: &str,
     log: &mut LogLine<'_>,
-) -> Response {
+) -> Result<Response, NoOriginAnswered> {
     for name in &forward.headers.remove {
         req.remove_header(name.as_str());
     }
@@ -70,7 +86,7 @@ pub fn forward_with_failover(
     let key = secrets.and_then(|s| Some((secret(s, IDENTITY_KEY)?, secret(s, IDENTITY_KEY_ID)?)));
     let Some((key, key_id)) = key else {
         log_event("identity_key_missing", SECRET_STORE);
-        return problem_response(&gateway::identity_unavailable(request_id));
+        return Ok(problem_response(&gateway::identity_unavailable(request_id)));
     };
     let key_id = String::from_utf8_lossy(&key_id).into_owned();
     let signed = identity::Signed {
@@ -138,12 +154,12 @@ pub fn forward_with_failover(
             _ if retry => continue,
             Some(resp) => {
                 log.backend = Some(backend.clone());
-                return resp;
+                return Ok(resp);
             }
             None => break,
         }
     }
-    problem_response(&gateway::bad_gateway(request_id, &log.attempts))
+    Err(NoOriginAnswered)
 }
 
 pub(crate) enum AttemptError {

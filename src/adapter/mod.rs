@@ -185,7 +185,8 @@ fn handle(mut req: Request) -> (Response, After) {
                                 subject,
                                 &flags,
                             );
-                            let policy = forward.cache.clone();
+                            // Moved, not cloned: sending upstream does not read it.
+                            let policy = forward.cache.take();
                             let purge = std::mem::take(&mut forward.purge);
                             let route_id = forward.route_id.clone();
                             let upstream = Upstream {

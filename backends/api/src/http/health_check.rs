@@ -1,7 +1,8 @@
-//! Liveness answered before routing, like Envoy's `health_check` filter: load balancers and
-//! the edge's probes call `GET /health` more than anything else, and the answer depends on
-//! nothing, so it should not pay for the router (path matching, boxed route services,
-//! extractors, the CORS wrapper). The routed `/health` handler still exists, documented in
+//! Liveness answered as early as the router allows, like Envoy's `health_check` filter:
+//! load balancers and the edge's probes call `GET /health` more than anything else, and the
+//! answer depends on nothing, so it should not pay for the handler machinery (boxed route
+//! service, extractors, JSON serialization, the CORS wrapper). It is a `Router::layer`, so
+//! axum's path matching still runs first. The routed `/health` handler still exists, documented in
 //! the OpenAPI, for requests this shortcut leaves alone: any other method (405 as FastAPI
 //! answers it) and CORS requests (`Origin`), which get their CORS headers.
 

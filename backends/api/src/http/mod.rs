@@ -11,10 +11,11 @@ pub mod work;
 
 use std::time::Duration;
 
+use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::from_fn;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use std::task::{Context, Poll};
 
@@ -29,40 +30,32 @@ pub fn router(state: AppState, allowed_origins: &[String]) -> Router {
     Router::new()
         .route("/health", get(meta::health))
         .route("/ready", get(meta::ready))
-        .route(
-            "/openapi.json",
-            get(meta::openapi).route_layer(from_fn(freshness::validators)),
-        )
-        .route(
-            "/docs",
-            get(meta::docs).route_layer(from_fn(freshness::validators)),
-        )
-        .route(
-            "/.well-known/jwks.json",
-            get(meta::jwks).route_layer(from_fn(freshness::validators)),
-        )
+        .route("/openapi.json", tagged_get(meta::openapi))
+        .route("/docs", tagged_get(meta::docs))
+        .route("/.well-known/jwks.json", tagged_get(meta::jwks))
         .route("/api/auth/signup", post(account::signup))
         .route("/api/auth/login", post(account::login))
-        .route(
-            "/api/user/profile",
-            get(account::profile).route_layer(from_fn(freshness::validators)),
-        )
-        .route(
-            "/api/user/{user_id}",
-            get(account::get_user).route_layer(from_fn(freshness::validators)),
-        )
+        .route("/api/user/profile", tagged_get(account::profile))
+        .route("/api/user/{user_id}", tagged_get(account::get_user))
         .route("/api/process", post(work::process))
         .route("/api/uploads", post(work::upload))
-        .route(
-            "/api/summaries",
-            get(work::summaries).route_layer(from_fn(freshness::validators)),
-        )
+        .route("/api/summaries", tagged_get(work::summaries))
         .route("/api/query", post(work::query))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CorsForOriginsLayer(cors(allowed_origins)))
         .layer(health_check::HealthCheckLayer)
+}
+
+/// A GET whose 200 answers carry an `ETag` and honour `If-None-Match`
+/// ([`freshness::validators`]): every read except the liveness probes.
+fn tagged_get<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler).route_layer(from_fn(freshness::validators))
 }
 
 /// Runs CORS only for requests that carry `Origin`, as Starlette's `CORSMiddleware` does: a
