@@ -87,9 +87,13 @@ pub enum BuildError {
     EdgeKeys,
 }
 
+/// The whole origin as one service: the request context around the liveness shortcut
+/// around the router (edge-signature check, CORS, routes).
+pub type App = telemetry::RequestContext<http::health_check::HealthCheck<axum::Router>>;
+
 /// Opens the database (running migrations), loads keys, starts the worker (unless disabled)
-/// and returns the ready-to-serve router.
-pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
+/// and returns the ready-to-serve app.
+pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let origin = HeaderValue::from_str(&settings.name).map_err(|_| BuildError::Name)?;
     let edge = &settings.edge_signature;
     let verifier = match (edge.enforce, &edge.keys) {
@@ -151,7 +155,10 @@ pub async fn build(settings: Settings) -> Result<axum::Router, BuildError> {
             edge_signature::ENFORCE_VAR
         ),
     }
-    Ok(router.layer(telemetry::RequestContextLayer::new(origin)))
+    Ok(tower::ServiceBuilder::new()
+        .layer(telemetry::RequestContextLayer::new(origin))
+        .layer(http::health_check::HealthCheckLayer)
+        .service(router))
 }
 
 /// Resolves on Ctrl-C or SIGTERM so in-flight requests finish before exit.

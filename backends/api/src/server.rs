@@ -19,7 +19,7 @@ use std::thread;
 
 use tokio::sync::watch;
 
-use crate::{build, shutdown_signal, BuildError, Settings};
+use crate::{build, shutdown_signal, App, BuildError, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -85,14 +85,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
 /// One runtime's accept loop, until `stop` turns true.
 async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    app: App,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServeError::Serve)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await
-        .map_err(ServeError::Serve)
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    })
+    .await
+    .map_err(ServeError::Serve)
 }

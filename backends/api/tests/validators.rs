@@ -58,13 +58,21 @@ async fn reads_carry_validators_and_honour_if_none_match() {
     }
     let user = get(&a.url, &format!("/api/user/{id}"), None).await.unwrap();
     assert_eq!(user.headers()["vary"], "fastgate-flags");
-    // Liveness is never cacheable metadata.
-    let health = client
-        .get(format!("{}/health", a.url))
-        .send()
-        .await
-        .unwrap();
-    assert!(health.headers().get("etag").is_none());
+    // Liveness is never cacheable metadata. It is answered ahead of the router, yet still
+    // echoes the edge's request id and names the origin, for GET and HEAD alike.
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let health = client
+            .request(method.clone(), format!("{}/health", a.url))
+            .header("x-request-id", "probe-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status().as_u16(), 200, "{method}");
+        assert!(health.headers().get("etag").is_none());
+        assert_eq!(health.headers()["x-request-id"], "probe-42");
+        assert_eq!(health.headers()["fastgate-origin"], "origin_us");
+        assert_eq!(health.headers()["content-type"], "application/json");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,10 +1,12 @@
-//! Liveness answered as early as the router allows, like Envoy's `health_check` filter:
-//! load balancers and the edge's probes call `GET /health` more than anything else, and the
-//! answer depends on nothing, so it should not pay for the handler machinery (boxed route
-//! service, extractors, JSON serialization, the CORS wrapper). It is a `Router::layer`, so
-//! axum's path matching still runs first. The routed `/health` handler still exists, documented in
-//! the OpenAPI, for requests this shortcut leaves alone: any other method (405 as FastAPI
-//! answers it) and CORS requests (`Origin`), which get their CORS headers.
+//! Liveness answered before the router, like Envoy's `health_check` filter: load balancers
+//! and the edge's probes call `GET /health` more than anything else, and the answer depends
+//! on nothing, so it should not pay for the router (path match, the boxed route service
+//! cloned per request, matched-path bookkeeping), the handler machinery or the CORS wrapper.
+//! It wraps the whole router, inside the request-context layer (so the answer still carries
+//! `X-Request-Id` and `Fastgate-Origin`) and outside the edge-signature check, which exempts
+//! `/health` anyway. The routed `/health` handler still exists, documented in the OpenAPI,
+//! for requests this shortcut leaves alone: any other method (405 as FastAPI answers it)
+//! and CORS requests (`Origin`), which get their CORS headers.
 
 use std::future::{ready, Ready};
 use std::task::{Context, Poll};

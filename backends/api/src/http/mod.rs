@@ -45,7 +45,6 @@ pub fn router(state: AppState, allowed_origins: &[String]) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CorsForOriginsLayer(cors(allowed_origins)))
-        .layer(health_check::HealthCheckLayer)
 }
 
 /// A GET whose 200 answers carry an `ETag` and honour `If-None-Match`
