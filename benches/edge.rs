@@ -11,6 +11,7 @@ use fastgate::config::{Config, EMBEDDED};
 use fastgate::gateway::{Gateway, RequestFacts};
 use fastgate::geo::ClientGeo;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::pkcs8::EncodePrivateKey as _;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
@@ -134,6 +135,40 @@ fn authenticated_get<'a>(
         client_ip: Some("192.0.2.1".parse().unwrap()),
         tls: true,
         geo: ClientGeo::default(),
+    }
+}
+
+/// Where a cold ES256 check spends its time, for the report's profile of that target: the
+/// bare `p256` ECDSA verification the check rests on (SHA-256 of the signing input plus the
+/// double scalar multiplication), and decoding the JWK's point into a verifying key. What
+/// `verify_token/ES256` costs beyond the first is base64url, JSON, key lookup and claims.
+#[divan::bench(args = ["p256_verify", "key_decode"])]
+fn es256_parts(bencher: Bencher, part: &str) {
+    use p256::ecdsa::signature::Verifier as _;
+    // Its own key and token: the shared fixture also generates an RSA key, which would
+    // swamp a sampled profile of this benchmark.
+    let ec = p256::SecretKey::random(&mut rand_core::OsRng);
+    let pem = ec.to_pkcs8_pem(Default::default()).unwrap();
+    let claims = json!({"sub": "a@b.c", "iss": "iss", "aud": "aud", "exp": now() + 3600});
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &claims,
+        &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let signature =
+        p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
+    let point = ec.public_key().to_encoded_point(false).as_bytes().to_vec();
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+    match part {
+        "p256_verify" => bencher.bench_local(|| {
+            key.verify(divan::black_box(signing_input.as_bytes()), &signature)
+                .unwrap()
+        }),
+        _ => bencher.bench_local(|| {
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(divan::black_box(&point)).unwrap()
+        }),
     }
 }
 

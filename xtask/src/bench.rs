@@ -21,6 +21,7 @@ mod edge;
 mod http;
 mod phases;
 mod procs;
+mod profile;
 mod report;
 mod wasm;
 mod wrk;
@@ -37,7 +38,7 @@ use anyhow::{bail, Context, Result};
 use crate::build;
 use crate::stack::free_port;
 use crate::tools::run as run_cmd;
-use procs::{tree_cpu_seconds, RssSampler, Scratch, Server};
+use procs::{reaped_children_cpu, tree_cpu, RssSampler, Scratch, Server};
 use wrk::{Load, Sample};
 
 pub const USAGE: &str =
@@ -209,6 +210,8 @@ struct Summary {
     p50_us: f64,
     p99_us: f64,
     cpu_us_per_req: f64,
+    kernel_us_per_req: f64,
+    loadgen_us_per_req: f64,
     non_2xx: u64,
     socket_errors: u64,
 }
@@ -221,6 +224,8 @@ impl Summary {
             p50_us: med(|s| s.p50_us),
             p99_us: med(|s| s.p99_us),
             cpu_us_per_req: med(|s| s.cpu_us_per_req()),
+            kernel_us_per_req: med(|s| s.kernel_us_per_req()),
+            loadgen_us_per_req: med(|s| s.loadgen_us_per_req()),
             non_2xx: samples.iter().map(|s| s.non_2xx).sum(),
             socket_errors: samples.iter().map(|s| s.socket_errors).sum(),
         }
@@ -380,9 +385,12 @@ fn origin(args: &[String]) -> Result<()> {
                 .into_iter()
                 .collect();
             let script = ep.body.is_some().then_some(&script);
-            let cpu_before = tree_cpu_seconds(server.pid());
+            let (server_before, loadgen_before) = (tree_cpu(server.pid()), reaped_children_cpu());
             let mut sample = wrk::run(&wrk_bin, &load, seconds, &url, &headers, script, &stop)?;
-            sample.server_cpu_s = tree_cpu_seconds(server.pid()) - cpu_before;
+            let server_cpu = tree_cpu(server.pid()) - server_before;
+            sample.server_cpu_s = server_cpu.total_s;
+            sample.server_kernel_s = server_cpu.kernel_s;
+            sample.loadgen_cpu_s = (reaped_children_cpu() - loadgen_before).total_s;
             Ok(sample)
         };
         if opts.warmup > 0 {
@@ -728,6 +736,45 @@ fn environment(python: &Path, wrk: &Path, opts: &Options) -> Env {
     }
 }
 
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        100.0 * part / whole
+    } else {
+        0.0
+    }
+}
+
+/// For each endpoint that misses the req/s target: where the cores went, from the figures
+/// above (the report's profile of the miss).
+fn miss_profiles(rows: &[Row]) -> String {
+    let mut md = String::new();
+    for row in rows.iter().filter(|r| r.ratio() < TARGET_RATIO) {
+        let (r, s) = (&row.summary[REF], &row.summary[RUST]);
+        let per_request = s.cpu_us_per_req + s.loadgen_us_per_req;
+        md.push_str(&format!(
+            "\n**Profile of the miss on `{label}`.** Each Rust request cost the server {cpu:.1} µs \
+             of CPU ({kernel:.1} µs of it in the kernel: loopback TCP, one read and one write \
+             per request) and cost wrk {gen:.1} µs on the same cores, so wrk took {share:.0}% of \
+             the CPU the Rust run used; driving the reference it took {ref_share:.0}%. The \
+             req/s ratio ({ratio:.1}x) is therefore bounded by the load generator sharing the \
+             machine, while the servers' own CPU per request differs {cpu_ratio:.1}x.\n",
+            label = row.label,
+            cpu = s.cpu_us_per_req,
+            kernel = s.kernel_us_per_req,
+            gen = s.loadgen_us_per_req,
+            share = percent(s.loadgen_us_per_req, per_request),
+            ref_share = percent(r.loadgen_us_per_req, r.cpu_us_per_req + r.loadgen_us_per_req),
+            ratio = row.ratio(),
+            cpu_ratio = if s.cpu_us_per_req > 0.0 {
+                r.cpu_us_per_req / s.cpu_us_per_req
+            } else {
+                f64::INFINITY
+            },
+        ));
+    }
+    md
+}
+
 fn thousands(v: f64) -> String {
     let n = v.round() as u64;
     let digits = n.to_string();
@@ -811,14 +858,18 @@ fn render(
         "\nServer CPU per request (user + system time of the server's process tree during the \
          measured runs, divided by the requests served; median). It does not depend on how the \
          cores were shared with wrk, so its ratio is the throughput ratio each server would \
-         reach with the cores to itself:\n\n",
+         reach with the cores to itself. The last two columns say where the Rust server's CPU \
+         went and what wrk itself spent per request on the same cores:\n\n",
     );
-    md.push_str("| endpoint | reference CPU/req | rust CPU/req | ratio |\n");
-    md.push_str("|---|---:|---:|---:|\n");
+    md.push_str(
+        "| endpoint | reference CPU/req | rust CPU/req | ratio | rust in the kernel | \
+         wrk's own CPU/req (ref / rust) |\n",
+    );
+    md.push_str("|---|---:|---:|---:|---:|---:|\n");
     for row in rows {
         let (r, s) = (&row.summary[REF], &row.summary[RUST]);
         md.push_str(&format!(
-            "| `{}` | {:.0} µs | {:.0} µs | {:.1}x |\n",
+            "| `{}` | {:.0} µs | {:.0} µs | {:.1}x | {:.0} µs ({:.0}%) | {:.0} / {:.0} µs |\n",
             row.label,
             r.cpu_us_per_req,
             s.cpu_us_per_req,
@@ -826,9 +877,14 @@ fn render(
                 r.cpu_us_per_req / s.cpu_us_per_req
             } else {
                 f64::INFINITY
-            }
+            },
+            s.kernel_us_per_req,
+            percent(s.kernel_us_per_req, s.cpu_us_per_req),
+            r.loadgen_us_per_req,
+            s.loadgen_us_per_req,
         ));
     }
+    md.push_str(&miss_profiles(rows));
     let passed = rows.iter().filter(|r| r.misses().is_empty()).count();
     md.push_str(&format!(
         "\n**Result: {passed} of {} endpoints meet the target** (>= {TARGET_RATIO:.0}x req/s \
@@ -931,6 +987,7 @@ mod tests {
             non_2xx: 0,
             socket_errors: 0,
             server_cpu_s: 0.5,
+            ..Default::default()
         }
     }
 
@@ -960,5 +1017,31 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("1 of 1 endpoints meet the target"), "{md}");
+        assert!(!md.contains("Profile of the miss"), "{md}");
+
+        // A miss gets its profile: the server's CPU, its kernel part, and wrk's share.
+        let mut slow = sample(8000.0, 800.0);
+        (slow.requests, slow.server_cpu_s) = (1000, 0.012);
+        (slow.server_kernel_s, slow.loadgen_cpu_s) = (0.008, 0.012);
+        let mut reference = sample(1000.0, 9000.0);
+        (
+            reference.requests,
+            reference.server_cpu_s,
+            reference.loadgen_cpu_s,
+        ) = (1000, 0.18, 0.012);
+        let md = render(
+            &env,
+            &[row(reference, slow)],
+            [1, 2],
+            [3, 1],
+            Duration::from_secs(61),
+        );
+        assert!(
+            md.contains("| 12 µs | 15.0x | 8 µs (67%) | 12 / 12 µs |"),
+            "{md}"
+        );
+        assert!(md.contains("Profile of the miss on `GET /health`"), "{md}");
+        assert!(md.contains("so wrk took 50% of the CPU"), "{md}");
+        assert!(md.contains("it took 6%"), "{md}");
     }
 }

@@ -145,6 +145,8 @@ struct Stat {
     zombie: bool,
     /// utime + stime, in clock ticks.
     cpu_ticks: u64,
+    /// stime alone: time in the kernel on the process's behalf.
+    sys_ticks: u64,
 }
 
 fn stat(pid: u32) -> Option<Stat> {
@@ -157,20 +159,65 @@ fn stat(pid: u32) -> Option<Stat> {
         ppid: num(1)? as u32,
         pgrp: num(2)? as u32,
         cpu_ticks: num(11)? + num(12)?,
+        sys_ticks: num(12)?,
     })
+}
+
+/// CPU time, split into total and the part spent in the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    /// user + system seconds.
+    pub total_s: f64,
+    /// system seconds.
+    pub kernel_s: f64,
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = CpuTime;
+    fn sub(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            total_s: self.total_s - earlier.total_s,
+            kernel_s: self.kernel_s - earlier.kernel_s,
+        }
+    }
+}
+
+/// CPU time of this process's children that have exited and been waited for (`cutime` and
+/// `cstime` in `/proc/self/stat`): the difference across one load-generator run is that
+/// run's own cost, which it pays on the same cores as the server.
+pub fn reaped_children_cpu() -> CpuTime {
+    let field = |text: &str, i: usize| -> Option<f64> {
+        let rest = &text[text.rfind(')')? + 1..];
+        rest.split_whitespace().nth(i)?.parse::<f64>().ok()
+    };
+    let Ok(text) = std::fs::read_to_string("/proc/self/stat") else {
+        return CpuTime::default();
+    };
+    let (user, system) = (field(&text, 13), field(&text, 14));
+    CpuTime {
+        total_s: (user.unwrap_or(0.0) + system.unwrap_or(0.0)) / USER_HZ,
+        kernel_s: system.unwrap_or(0.0) / USER_HZ,
+    }
 }
 
 /// Clock ticks per second in `/proc/<pid>/stat` (USER_HZ, 100 on every Linux ABI).
 const USER_HZ: f64 = 100.0;
 
-/// CPU seconds (user + system) spent so far by `root`'s tree.
-pub fn tree_cpu_seconds(root: u32) -> f64 {
+/// CPU time spent so far by `root`'s tree.
+pub fn tree_cpu(root: u32) -> CpuTime {
     let table = proc_table();
-    let ticks: u64 = tree(root, &table)
-        .iter()
-        .filter_map(|p| table.get(p).map(|s| s.cpu_ticks))
-        .sum();
-    ticks as f64 / USER_HZ
+    let members = tree(root, &table);
+    let sum = |f: fn(&Stat) -> u64| -> f64 {
+        members
+            .iter()
+            .filter_map(|p| table.get(p).map(f))
+            .sum::<u64>() as f64
+            / USER_HZ
+    };
+    CpuTime {
+        total_s: sum(|s| s.cpu_ticks),
+        kernel_s: sum(|s| s.sys_ticks),
+    }
 }
 
 fn proc_table() -> HashMap<u32, Stat> {
@@ -362,6 +409,7 @@ mod tests {
                 pgrp,
                 zombie: false,
                 cpu_ticks: 1,
+                sys_ticks: 0,
             };
             (pid, s)
         })
@@ -380,7 +428,8 @@ mod tests {
         while spin.elapsed() < Duration::from_millis(50) {
             std::hint::black_box(0);
         }
-        assert!(tree_cpu_seconds(std::process::id()) > 0.0);
+        let cpu = tree_cpu(std::process::id());
+        assert!(cpu.total_s > 0.0 && cpu.kernel_s <= cpu.total_s);
         assert!(vm_rss_kib(std::process::id()) > 0);
     }
 }

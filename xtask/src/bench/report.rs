@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{edge, phases, wasm};
+use super::{edge, phases, profile, wasm};
 use crate::build;
 
 /// Library work per request on an authenticated cached read, natively (µs).
@@ -55,6 +55,13 @@ pub fn all() -> Result<()> {
     md.push_str(&edge);
     md.push_str("\n## 3. Per-phase cost of the edge library (native, divan medians)\n\n");
     md.push_str(&phase_table(&phases));
+    let es256_missed = phases
+        .iter()
+        .any(|p| p.name == "verify_token/ES256" && p.median_us > ES256_TARGET_US);
+    if es256_missed {
+        md.push('\n');
+        md.push_str(&profile::es256(&root, &phases, ES256_TARGET_US));
+    }
     md.push_str("\n## 4. Wasm size\n\n");
     md.push_str(&format!(
         "`{}`: **{} bytes raw, {} bytes gzip -9** (target: at most {} gzip: {}).\n\n\

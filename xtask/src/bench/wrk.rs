@@ -28,15 +28,33 @@ pub struct Sample {
     pub socket_errors: u64,
     /// CPU seconds the server's process tree spent during the run (set by the caller).
     pub server_cpu_s: f64,
+    /// The part of `server_cpu_s` spent in the kernel (set by the caller).
+    pub server_kernel_s: f64,
+    /// CPU seconds wrk itself spent, on the same cores (set by the caller).
+    pub loadgen_cpu_s: f64,
 }
 
 impl Sample {
     /// Server CPU microseconds per completed request.
     pub fn cpu_us_per_req(&self) -> f64 {
+        self.per_request(self.server_cpu_s)
+    }
+
+    /// Server kernel-time microseconds per completed request.
+    pub fn kernel_us_per_req(&self) -> f64 {
+        self.per_request(self.server_kernel_s)
+    }
+
+    /// wrk's own CPU microseconds per completed request.
+    pub fn loadgen_us_per_req(&self) -> f64 {
+        self.per_request(self.loadgen_cpu_s)
+    }
+
+    fn per_request(&self, seconds: f64) -> f64 {
         if self.requests == 0 {
             0.0
         } else {
-            self.server_cpu_s * 1e6 / self.requests as f64
+            seconds * 1e6 / self.requests as f64
         }
     }
 }
