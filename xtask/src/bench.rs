@@ -252,6 +252,16 @@ impl Row {
         }
     }
 
+    /// How many times less server CPU per request the Rust origin spent.
+    fn cpu_ratio(&self) -> f64 {
+        let (r, s) = (&self.summary[REF], &self.summary[RUST]);
+        if s.cpu_us_per_req > 0.0 {
+            r.cpu_us_per_req / s.cpu_us_per_req
+        } else {
+            f64::INFINITY
+        }
+    }
+
     /// Why the row misses the target, if it does.
     fn misses(&self) -> Vec<String> {
         let mut why = Vec::new();
@@ -753,8 +763,7 @@ fn miss_profiles(rows: &[Row]) -> String {
         let per_request = s.cpu_us_per_req + s.loadgen_us_per_req;
         md.push_str(&format!(
             "\n**Profile of the miss on `{label}`.** Each Rust request cost the server {cpu:.1} µs \
-             of CPU ({kernel:.1} µs of it in the kernel: loopback TCP, one read and one write \
-             per request) and cost wrk {gen:.1} µs on the same cores, so wrk took {share:.0}% of \
+             of CPU ({kernel:.1} µs of it in the kernel) and cost wrk {gen:.1} µs on the same cores, so wrk took {share:.0}% of \
              the CPU the Rust run used; driving the reference it took {ref_share:.0}%. The \
              req/s ratio ({ratio:.1}x) is therefore bounded by the load generator sharing the \
              machine, while the servers' own CPU per request differs {cpu_ratio:.1}x.\n",
@@ -765,11 +774,7 @@ fn miss_profiles(rows: &[Row]) -> String {
             share = percent(s.loadgen_us_per_req, per_request),
             ref_share = percent(r.loadgen_us_per_req, r.cpu_us_per_req + r.loadgen_us_per_req),
             ratio = row.ratio(),
-            cpu_ratio = if s.cpu_us_per_req > 0.0 {
-                r.cpu_us_per_req / s.cpu_us_per_req
-            } else {
-                f64::INFINITY
-            },
+            cpu_ratio = row.cpu_ratio(),
         ));
     }
     md
@@ -873,11 +878,7 @@ fn render(
             row.label,
             r.cpu_us_per_req,
             s.cpu_us_per_req,
-            if s.cpu_us_per_req > 0.0 {
-                r.cpu_us_per_req / s.cpu_us_per_req
-            } else {
-                f64::INFINITY
-            },
+            row.cpu_ratio(),
             s.kernel_us_per_req,
             percent(s.kernel_us_per_req, s.cpu_us_per_req),
             r.loadgen_us_per_req,

@@ -151,8 +151,7 @@ struct Stat {
 
 fn stat(pid: u32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    let fields = stat_fields(&text)?;
     let num = |i: usize| fields.get(i)?.parse::<u64>().ok();
     Some(Stat {
         zombie: *fields.first()? == "Z",
@@ -161,6 +160,12 @@ fn stat(pid: u32) -> Option<Stat> {
         cpu_ticks: num(11)? + num(12)?,
         sys_ticks: num(12)?,
     })
+}
+
+/// The fields of a `/proc/<pid>/stat` line after `pid (comm)`, from `state` on; comm may
+/// hold spaces and parentheses, so the split starts after the last `)`.
+fn stat_fields(text: &str) -> Option<Vec<&str>> {
+    Some(text[text.rfind(')')? + 1..].split_whitespace().collect())
 }
 
 /// CPU time, split into total and the part spent in the kernel.
@@ -186,17 +191,18 @@ impl std::ops::Sub for CpuTime {
 /// `cstime` in `/proc/self/stat`): the difference across one load-generator run is that
 /// run's own cost, which it pays on the same cores as the server.
 pub fn reaped_children_cpu() -> CpuTime {
-    let field = |text: &str, i: usize| -> Option<f64> {
-        let rest = &text[text.rfind(')')? + 1..];
-        rest.split_whitespace().nth(i)?.parse::<f64>().ok()
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields = stat_fields(&text).unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
     };
-    let Ok(text) = std::fs::read_to_string("/proc/self/stat") else {
-        return CpuTime::default();
-    };
-    let (user, system) = (field(&text, 13), field(&text, 14));
+    let (user, system) = (ticks(13), ticks(14));
     CpuTime {
-        total_s: (user.unwrap_or(0.0) + system.unwrap_or(0.0)) / USER_HZ,
-        kernel_s: system.unwrap_or(0.0) / USER_HZ,
+        total_s: (user + system) / USER_HZ,
+        kernel_s: system / USER_HZ,
     }
 }
 
