@@ -8,8 +8,8 @@ use base64::Engine as _;
 use divan::Bencher;
 use fastgate::auth::{self, AuthConfig, Issuer, JwkKey, JwksError, KeySource};
 use fastgate::config::{Config, EMBEDDED};
-use fastgate::gateway::{Gateway, RequestFacts};
 use fastgate::geo::ClientGeo;
+use fastgate::plan::{Gateway, RequestFacts};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::pkcs8::EncodePrivateKey as _;
@@ -288,7 +288,7 @@ fn route_verify_hs256_cache_key(bencher: Bencher) {
         let plan = gateway.plan(divan::black_box(&facts));
         let token = auth::extract_token(Some(&auth_header), None, None);
         let verified = auth::verify(token.unwrap().unwrap(), &f.config, &mut f.keys, t).unwrap();
-        let fastgate::gateway::Decision::Forward(forward) = plan.decision else {
+        let Ok(forward) = plan.next else {
             unreachable!()
         };
         gateway.cache_request(

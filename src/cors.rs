@@ -26,6 +26,9 @@
 
 use serde::Deserialize;
 
+use crate::config::FieldError;
+use crate::http::is_token;
+
 pub const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
 pub const ALLOW_METHODS: &str = "Access-Control-Allow-Methods";
 pub const ALLOW_HEADERS: &str = "Access-Control-Allow-Headers";
@@ -83,15 +86,6 @@ pub enum Preflight {
     Allowed(Vec<(&'static str, String)>),
     /// Answer 403 problem+json with this reason as the detail.
     Denied(String),
-}
-
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// One DNS-ish label: letters, digits and `-`.
@@ -187,24 +181,24 @@ fn check_origin_entry(entry: &str) -> Result<(), String> {
 }
 
 impl CorsPolicy {
-    /// Field-level validation; returns (field, reason).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |field: &str, reason: String| Err((field.to_owned(), reason));
+    /// Field-level validation, the field relative to the policy.
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.allowed_origins.is_empty() {
-            return err("allowed_origins", "must list at least one origin".into());
+            return Err(FieldError::new(
+                "allowed_origins",
+                "must list at least one origin",
+            ));
         }
         for (i, entry) in self.allowed_origins.iter().enumerate() {
             if entry == "*" && self.allow_credentials {
-                return err(
-                    &format!("allowed_origins[{i}]"),
+                return Err(FieldError::new(
+                    format!("allowed_origins[{i}]"),
                     "`*` cannot be combined with allow_credentials (browsers refuse it): list \
-                     the origins"
-                        .into(),
-                );
+                     the origins",
+                ));
             }
-            if let Err(reason) = check_origin_entry(entry) {
-                return err(&format!("allowed_origins[{i}]"), reason);
-            }
+            check_origin_entry(entry)
+                .map_err(|reason| FieldError::new(format!("allowed_origins[{i}]"), reason))?;
         }
         for (field, list) in [
             ("allowed_methods", &self.allowed_methods),
@@ -213,25 +207,24 @@ impl CorsPolicy {
         ] {
             for (i, item) in list.iter().enumerate() {
                 if item != "*" && !is_token(item) {
-                    return err(
-                        &format!("{field}[{i}]"),
+                    return Err(FieldError::new(
+                        format!("{field}[{i}]"),
                         format!("`{item}` is not an HTTP token"),
-                    );
+                    ));
                 }
             }
         }
         if self.allow_credentials && self.expose_headers.iter().any(|h| h == "*") {
-            return err(
+            return Err(FieldError::new(
                 "expose_headers",
-                "`*` is a literal name, not a wildcard, with allow_credentials: list the headers"
-                    .into(),
-            );
+                "`*` is a literal name, not a wildcard, with allow_credentials: list the headers",
+            ));
         }
         if self.max_age_s > MAX_AGE_LIMIT_S {
-            return err(
+            return Err(FieldError::new(
                 "max_age_s",
                 format!("at most {MAX_AGE_LIMIT_S} (browsers cap it lower still)"),
-            );
+            ));
         }
         Ok(())
     }
@@ -310,13 +303,7 @@ pub fn preflight(
     if !policy.method_allowed(method) {
         return Preflight::Denied(format!("method `{method}` is not allowed"));
     }
-    let mut requested = 0usize;
-    for name in request_headers
-        .unwrap_or("")
-        .split(',')
-        .map(|h| h.trim_matches([' ', '\t']))
-        .filter(|h| !h.is_empty())
-    {
+    for name in header_names(request_headers) {
         if !is_token(name) {
             return Preflight::Denied(
                 "Access-Control-Request-Headers is not a list of header names".into(),
@@ -325,9 +312,32 @@ pub fn preflight(
         if !policy.header_allowed(name) {
             return Preflight::Denied(format!("header `{name}` is not allowed"));
         }
-        requested += 1;
     }
+    Preflight::Allowed(preflight_headers(
+        policy,
+        allow_origin,
+        method,
+        request_headers,
+    ))
+}
 
+/// The names in an `Access-Control-Request-Headers` value, empty list items skipped.
+fn header_names(value: Option<&str>) -> impl Iterator<Item = &str> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(|h| h.trim_matches([' ', '\t']))
+        .filter(|h| !h.is_empty())
+}
+
+/// The answer to an allowed preflight; a wildcard method or header list echoes what was
+/// asked for (the headers already checked by [`preflight`]).
+fn preflight_headers(
+    policy: &CorsPolicy,
+    allow_origin: String,
+    method: &str,
+    request_headers: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(6);
     out.push((ALLOW_ORIGIN, allow_origin));
     let methods =
@@ -338,13 +348,8 @@ pub fn preflight(
         };
     out.push((ALLOW_METHODS, methods));
     if policy.allowed_headers.iter().any(|h| h == "*") {
-        if requested > 0 {
-            let echoed: Vec<&str> = request_headers
-                .unwrap_or("")
-                .split(',')
-                .map(|h| h.trim_matches([' ', '\t']))
-                .filter(|h| !h.is_empty())
-                .collect();
+        let echoed: Vec<&str> = header_names(request_headers).collect();
+        if !echoed.is_empty() {
             out.push((ALLOW_HEADERS, echoed.join(", ")));
         }
     } else if !policy.allowed_headers.is_empty() {
@@ -355,7 +360,7 @@ pub fn preflight(
     }
     out.push((MAX_AGE, policy.max_age_s.min(MAX_AGE_LIMIT_S).to_string()));
     out.push((VARY, VARY_PREFLIGHT.to_owned()));
-    Preflight::Allowed(out)
+    out
 }
 
 /// Headers for an actual (non-preflight) response under `policy`: the allow headers when the
@@ -603,7 +608,7 @@ mod tests {
     #[test]
     fn credentials_never_with_star() {
         let p = policy(&["*"]);
-        let (field, reason) = p.validate().unwrap_err();
+        let FieldError { field, reason } = p.validate().unwrap_err();
         assert_eq!(field, "allowed_origins[0]");
         assert!(reason.contains("allow_credentials"));
         // Even unvalidated, `*` + credentials matches nothing rather than reflecting anyone.
@@ -621,7 +626,7 @@ mod tests {
         assert_eq!(header(&h, ALLOW_ORIGIN), Some("https://app.example.com"));
         let mut p = policy(&["https://app.example.com"]);
         p.expose_headers = vec!["*".into()];
-        assert_eq!(p.validate().unwrap_err().0, "expose_headers");
+        assert_eq!(p.validate().unwrap_err().field, "expose_headers");
     }
 
     #[test]
@@ -711,7 +716,7 @@ mod tests {
         for (origins, field) in cases {
             let mut p = policy(origins);
             p.allow_credentials = false;
-            assert_eq!(p.validate().unwrap_err().0, *field, "{origins:?}");
+            assert_eq!(p.validate().unwrap_err().field, *field, "{origins:?}");
         }
         for ok in [
             "https://app.example.com",
@@ -727,13 +732,13 @@ mod tests {
         }
         let mut p = policy(&["https://app.example.com"]);
         p.allowed_methods.push("BAD METHOD".into());
-        assert_eq!(p.validate().unwrap_err().0, "allowed_methods[3]");
+        assert_eq!(p.validate().unwrap_err().field, "allowed_methods[3]");
         let mut p = policy(&["https://app.example.com"]);
         p.allowed_headers.push("x:y".into());
-        assert_eq!(p.validate().unwrap_err().0, "allowed_headers[2]");
+        assert_eq!(p.validate().unwrap_err().field, "allowed_headers[2]");
         let mut p = policy(&["https://app.example.com"]);
         p.max_age_s = 86_401;
-        assert_eq!(p.validate().unwrap_err().0, "max_age_s");
+        assert_eq!(p.validate().unwrap_err().field, "max_age_s");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 /// How one attempt ended, as far as the platform can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum AttemptOutcome {
     /// The origin answered with this status.
     Answered(u16),
     /// No connection was made (refused, DNS, unroutable): the request was never sent.
@@ -18,12 +18,12 @@ pub enum Outcome {
     Failed,
 }
 
-impl Outcome {
+impl AttemptOutcome {
     /// True when the backend should be marked down for later requests.
     pub fn is_backend_failure(self) -> bool {
         match self {
-            Outcome::Answered(status) => matches!(status, 502..=504),
-            Outcome::NotConnected | Outcome::Failed => true,
+            AttemptOutcome::Answered(status) => matches!(status, 502..=504),
+            AttemptOutcome::NotConnected | AttemptOutcome::Failed => true,
         }
     }
 }
@@ -37,11 +37,11 @@ pub fn is_idempotent(method: &str) -> bool {
 }
 
 /// Whether the next backend may be tried after `outcome`.
-pub fn may_retry(method: &str, outcome: Outcome) -> bool {
+pub fn may_retry(method: &str, outcome: AttemptOutcome) -> bool {
     match outcome {
-        Outcome::Answered(status) => matches!(status, 502..=504) && is_idempotent(method),
-        Outcome::NotConnected => true,
-        Outcome::Failed => is_idempotent(method),
+        AttemptOutcome::Answered(status) => matches!(status, 502..=504) && is_idempotent(method),
+        AttemptOutcome::NotConnected => true,
+        AttemptOutcome::Failed => is_idempotent(method),
     }
 }
 
@@ -67,14 +67,14 @@ mod tests {
 
     #[test]
     fn post_is_retried_only_when_never_sent() {
-        assert!(may_retry("POST", Outcome::NotConnected));
-        assert!(!may_retry("POST", Outcome::Failed));
-        assert!(!may_retry("POST", Outcome::Answered(503)));
-        assert!(!may_retry("PATCH", Outcome::Failed));
-        assert!(may_retry("GET", Outcome::Failed));
-        assert!(may_retry("PUT", Outcome::Answered(502)));
-        assert!(!may_retry("GET", Outcome::Answered(500)));
-        assert!(!may_retry("GET", Outcome::Answered(404)));
+        assert!(may_retry("POST", AttemptOutcome::NotConnected));
+        assert!(!may_retry("POST", AttemptOutcome::Failed));
+        assert!(!may_retry("POST", AttemptOutcome::Answered(503)));
+        assert!(!may_retry("PATCH", AttemptOutcome::Failed));
+        assert!(may_retry("GET", AttemptOutcome::Failed));
+        assert!(may_retry("PUT", AttemptOutcome::Answered(502)));
+        assert!(!may_retry("GET", AttemptOutcome::Answered(500)));
+        assert!(!may_retry("GET", AttemptOutcome::Answered(404)));
     }
 
     #[test]
@@ -87,9 +87,9 @@ mod tests {
 
     #[test]
     fn failures_that_mark_a_backend_down() {
-        assert!(Outcome::Answered(503).is_backend_failure());
-        assert!(!Outcome::Answered(500).is_backend_failure());
-        assert!(!Outcome::Answered(200).is_backend_failure());
-        assert!(Outcome::Failed.is_backend_failure());
+        assert!(AttemptOutcome::Answered(503).is_backend_failure());
+        assert!(!AttemptOutcome::Answered(500).is_backend_failure());
+        assert!(!AttemptOutcome::Answered(200).is_backend_failure());
+        assert!(AttemptOutcome::Failed.is_backend_failure());
     }
 }

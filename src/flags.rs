@@ -26,8 +26,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The continent codes the platform's geolocation reports.
-pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+use crate::config::FieldError;
+use crate::geo::CONTINENTS;
 
 /// One flag as written in the config (see the module docs for the three shapes).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -85,44 +85,18 @@ impl TryFrom<RawFlagSpec> for FlagSpec {
 }
 
 impl FlagSpec {
-    /// Field-level validation; returns (field, reason) with the field relative to the flag.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Field-level validation, the field relative to the flag.
+    pub fn validate(&self) -> Result<(), FieldError> {
         match self {
             FlagSpec::Switch(_) => Ok(()),
             FlagSpec::Percent(p) if *p > 100 => {
-                Err(("percent".into(), format!("{p} is not in 0..=100")))
+                Err(FieldError::new("percent", format!("{p} is not in 0..=100")))
             }
             FlagSpec::Percent(_) => Ok(()),
             FlagSpec::Target {
                 countries,
                 continents,
-            } => {
-                if countries.is_empty() && continents.is_empty() {
-                    return Err((
-                        "countries".into(),
-                        "targeting must list a country or a continent (for off, use \
-                         `enabled: false`)"
-                            .into(),
-                    ));
-                }
-                for (i, c) in countries.iter().enumerate() {
-                    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                        return Err((
-                            format!("countries[{i}]"),
-                            format!("`{c}` is not an upper-case ISO 3166-1 alpha-2 code"),
-                        ));
-                    }
-                }
-                for (i, c) in continents.iter().enumerate() {
-                    if !CONTINENTS.contains(&c.as_str()) {
-                        return Err((
-                            format!("continents[{i}]"),
-                            format!("`{c}` is not one of {}", CONTINENTS.join(", ")),
-                        ));
-                    }
-                }
-                Ok(())
-            }
+            } => validate_targets(countries, continents),
         }
     }
 
@@ -153,6 +127,33 @@ impl FlagSpec {
     }
 }
 
+/// A targeting flag's lists: at least one entry, and every code one the platform reports.
+fn validate_targets(countries: &[String], continents: &[String]) -> Result<(), FieldError> {
+    if countries.is_empty() && continents.is_empty() {
+        return Err(FieldError::new(
+            "countries",
+            "targeting must list a country or a continent (for off, use `enabled: false`)",
+        ));
+    }
+    for (i, c) in countries.iter().enumerate() {
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(FieldError::new(
+                format!("countries[{i}]"),
+                format!("`{c}` is not an upper-case ISO 3166-1 alpha-2 code"),
+            ));
+        }
+    }
+    for (i, c) in continents.iter().enumerate() {
+        if !CONTINENTS.contains(&c.as_str()) {
+            return Err(FieldError::new(
+                format!("continents[{i}]"),
+                format!("`{c}` is not one of {}", CONTINENTS.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The client's rollout bucket for flag `name`, 0..100, or `None` with no subject and no IP.
 pub fn bucket(name: &str, subject: Option<&str>, ip: Option<IpAddr>) -> Option<u32> {
     let mut h = Sha256::new();
@@ -174,16 +175,16 @@ pub fn bucket(name: &str, subject: Option<&str>, ip: Option<IpAddr>) -> Option<u
 }
 
 /// Checks every flag's name and spec; fields are `flags.<name>[.<field>]`.
-pub fn validate_flags(flags: &BTreeMap<String, FlagSpec>) -> Result<(), (String, String)> {
+pub fn validate_flags(flags: &BTreeMap<String, FlagSpec>) -> Result<(), FieldError> {
     for (name, spec) in flags {
+        let field = format!("flags.{name}");
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err((
-                format!("flags.{name}"),
-                "flag names use only ASCII letters, digits and `_`".into(),
+            return Err(FieldError::new(
+                field,
+                "flag names use only ASCII letters, digits and `_`",
             ));
         }
-        spec.validate()
-            .map_err(|(field, reason)| (format!("flags.{name}.{field}"), reason))?;
+        spec.validate().map_err(|e| e.under(&field))?;
     }
     Ok(())
 }
@@ -213,36 +214,35 @@ pub fn evaluate(
 }
 
 /// Merges a Config Store override (`{"new_schema": {"enabled": true}}`) over `flags`. Each
-/// entry replaces that flag's spec. All or nothing: on any error (`flags.<name>[.<field>]`,
-/// reason) nothing is changed. A blank value is no override.
+/// entry replaces that flag's spec. All or nothing: on any error (field
+/// `flags.<name>[.<field>]`) nothing is changed. A blank value is no override.
 pub fn apply_overrides(
     flags: &mut BTreeMap<String, FlagSpec>,
     json: &str,
-) -> Result<(), (String, String)> {
+) -> Result<(), FieldError> {
     if json.trim().is_empty() {
         return Ok(());
     }
     let doc: Value = serde_json::from_str(json)
-        .map_err(|e| ("flags".to_owned(), format!("not valid JSON: {e}")))?;
+        .map_err(|e| FieldError::new("flags", format!("not valid JSON: {e}")))?;
     let Value::Object(entries) = doc else {
-        return Err((
-            "flags".into(),
-            "must be a JSON object of flag name → flag".into(),
+        return Err(FieldError::new(
+            "flags",
+            "must be a JSON object of flag name → flag",
         ));
     };
     let mut parsed = Vec::with_capacity(entries.len());
     for (name, value) in entries {
         let field = format!("flags.{name}");
         if !flags.contains_key(&name) {
-            return Err((
+            return Err(FieldError::new(
                 field,
-                "no such flag in the config (an override must name a configured flag)".into(),
+                "no such flag in the config (an override must name a configured flag)",
             ));
         }
         let spec: FlagSpec =
-            serde_json::from_value(value).map_err(|e| (field.clone(), e.to_string()))?;
-        spec.validate()
-            .map_err(|(f, reason)| (format!("{field}.{f}"), reason))?;
+            serde_json::from_value(value).map_err(|e| FieldError::new(&*field, e.to_string()))?;
+        spec.validate().map_err(|e| e.under(&field))?;
         parsed.push((name, spec));
     }
     flags.extend(parsed);
@@ -328,7 +328,7 @@ mod tests {
         ];
         for (json, field) in cases {
             let f: BTreeMap<String, FlagSpec> = serde_json::from_str(json).unwrap();
-            assert_eq!(validate_flags(&f).unwrap_err().0, field, "{json}");
+            assert_eq!(validate_flags(&f).unwrap_err().field, field, "{json}");
         }
         flags(r#"{"x": {"percent": 0}, "y": {"percent": 100}}"#);
     }
@@ -484,7 +484,7 @@ mod tests {
         ];
         for (json, field) in cases {
             let mut f = base.clone();
-            let (got, reason) = apply_overrides(&mut f, json).unwrap_err();
+            let FieldError { field: got, reason } = apply_overrides(&mut f, json).unwrap_err();
             assert_eq!(got, field, "{json}: {reason}");
             assert_eq!(f, base, "{json} must change nothing");
         }

@@ -2,6 +2,10 @@
 
 use crate::config::GeoMap;
 
+/// The continent codes the platform's geolocation reports: the keys a geo map's
+/// `continents` and a flag's targeting may use.
+pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
 /// What the platform's geolocation told us about the client. Both fields are optional:
 /// an address without a geo record (or a partial one) falls through to the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

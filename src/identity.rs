@@ -1,110 +1,77 @@
 //! Identity to the origin (DESIGN §4): what the edge verified, signed with an RFC 9421 HTTP
 //! Message Signature (`hmac-sha256`) so the origin can refuse anything that bypassed us.
 //!
-//! Headers sent:
+//! The contract itself (header names, covered components, signature base, the identity
+//! codec) lives in the `fastgate-wire` crate, which the origin verifies with; this module
+//! only maps what the edge knows onto it. Headers sent:
 //! - `Fastgate-Identity`: base64url (no padding) of compact JSON of the verified claims that
 //!   matter (`sub`, `uid`, `iss`, `exp`, `scopes`, `roles`); `e30` (`{}`) when anonymous.
 //! - `Fastgate-Flags`: the feature flags evaluated at the edge.
 //! - `Signature-Input` / `Signature` with label `fastgate`, covering
 //!   `("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id")`,
-//!   `created`, `expires` (≤ 60 s later), `keyid` and `alg="hmac-sha256"`.
+//!   `created`, `expires` (60 s later), `keyid` and `alg="hmac-sha256"`.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use serde::Serialize;
-use sha2::Sha256;
+use fastgate_wire::{Claims, Params, ANONYMOUS_IDENTITY};
 
 use crate::auth::Verified;
 
-pub const IDENTITY_HEADER: &str = "fastgate-identity";
-pub const FLAGS_HEADER: &str = "fastgate-flags";
-pub const SIGNATURE_INPUT_HEADER: &str = "signature-input";
-pub const SIGNATURE_HEADER: &str = "signature";
-/// How long a signature stays valid; short, because it only has to survive one hop.
-pub const LIFETIME_S: u64 = 60;
-const COMPONENTS: &str =
-    r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id")"#;
-
-#[derive(Serialize)]
-struct IdentityClaims<'a> {
-    sub: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<&'a str>,
-    iss: &'a str,
-    exp: u64,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    scopes: &'a [String],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    roles: &'a [String],
-}
+pub use fastgate_wire::{
+    Signed, FLAGS_HEADER, IDENTITY_HEADER, LIFETIME_SECS as LIFETIME_S, SIGNATURE_HEADER,
+    SIGNATURE_INPUT_HEADER,
+};
 
 /// The `Fastgate-Identity` value for a verified caller, or the anonymous `e30`.
 pub fn identity_header(verified: Option<&Verified>) -> String {
-    let json = match verified {
-        Some(v) => serde_json::to_vec(&IdentityClaims {
-            sub: &v.sub,
-            uid: v.uid.as_deref(),
-            iss: &v.iss,
-            exp: v.exp,
-            scopes: &v.scopes,
-            roles: &v.roles,
-        })
-        .unwrap_or_else(|_| b"{}".to_vec()),
-        None => b"{}".to_vec(),
+    let Some(v) = verified else {
+        return ANONYMOUS_IDENTITY.to_owned();
     };
-    URL_SAFE_NO_PAD.encode(json)
-}
-
-/// What is signed, for one forwarded request.
-#[derive(Debug, Clone, Copy)]
-pub struct Signed<'a> {
-    pub method: &'a str,
-    /// The path exactly as sent upstream (no query).
-    pub path: &'a str,
-    /// The raw query as sent upstream, without `?`.
-    pub query: Option<&'a str>,
-    pub identity: &'a str,
-    pub flags: &'a str,
-    pub request_id: &'a str,
+    Claims {
+        sub: &v.sub,
+        uid: v.uid.as_deref(),
+        iss: &v.iss,
+        exp: v.exp,
+        scopes: &v.scopes,
+        roles: &v.roles,
+    }
+    .encode()
 }
 
 /// The `Signature-Input` parameters after the label (the `@signature-params` value).
 pub fn signature_params(created: u64, key_id: &str) -> String {
-    format!(
-        "{COMPONENTS};created={created};expires={};keyid=\"{key_id}\";alg=\"hmac-sha256\"",
-        created + LIFETIME_S
-    )
+    Params::new(created, key_id).serialize()
 }
 
-/// The RFC 9421 §2.5 signature base: one `"name": value` line per covered component, then
-/// `"@signature-params"`, joined by `\n` with no trailing newline.
+/// The RFC 9421 §2.5 signature base for `s`, with the method upper-cased as the edge
+/// always signs it.
 pub fn signature_base(s: &Signed<'_>, params: &str) -> String {
-    format!(
-        "\"@method\": {}\n\"@path\": {}\n\"@query\": ?{}\n\"fastgate-identity\": {}\n\"fastgate-flags\": {}\n\"x-request-id\": {}\n\"@signature-params\": {params}",
-        s.method.to_ascii_uppercase(),
-        s.path,
-        s.query.unwrap_or(""),
-        s.identity,
-        s.flags,
-        s.request_id,
-    )
+    fastgate_wire::signature_base(&upper_method(s, &s.method.to_ascii_uppercase()), params)
 }
 
-/// Returns the `Signature-Input` and `Signature` header values.
+/// Returns the `Signature-Input` and `Signature` header values for a signature made at
+/// `now`, valid for [`LIFETIME_S`].
 pub fn sign(s: &Signed<'_>, key: &[u8], key_id: &str, now: u64) -> (String, String) {
-    let params = signature_params(now, key_id);
-    let base = signature_base(s, &params);
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(base.as_bytes());
-    let sig = STANDARD.encode(mac.finalize().into_bytes());
-    (format!("fastgate={params}"), format!("fastgate=:{sig}:"))
+    sign_with(s, key, &Params::new(now, key_id))
+}
+
+fn sign_with(s: &Signed<'_>, key: &[u8], params: &Params<'_>) -> (String, String) {
+    let method = s.method.to_ascii_uppercase();
+    let headers = fastgate_wire::sign(&upper_method(s, &method), key, params);
+    (headers.input, headers.signature)
+}
+
+/// `s` with its method replaced by the upper-cased `method`.
+fn upper_method<'a>(s: &Signed<'a>, method: &'a str) -> Signed<'a> {
+    Signed { method, ..*s }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    use fastgate_wire::test_vector;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     fn signed() -> Signed<'static> {
         Signed {
@@ -145,6 +112,33 @@ mod tests {
         let mut other = signed();
         other.path = "/api/user/other";
         assert_ne!(sign(&other, b"secret", "k1", 1_700_000_000).1, sig);
+    }
+
+    #[test]
+    fn signs_the_pinned_contract_vector() {
+        // The origin's tests verify this same vector, so edge and origin agree to the byte.
+        let lower = Signed {
+            method: "get",
+            ..test_vector::signed()
+        };
+        let (input, sig) = sign_with(&lower, test_vector::KEY, &test_vector::params());
+        assert_eq!(input, test_vector::SIGNATURE_INPUT);
+        assert_eq!(sig, test_vector::SIGNATURE);
+        assert_eq!(
+            signature_base(&lower, test_vector::PARAMS),
+            test_vector::BASE
+        );
+        // `sign` opens the edge's own window at `now`; the rest is the same.
+        let (input, _) = sign(
+            &lower,
+            test_vector::KEY,
+            test_vector::KEY_ID,
+            test_vector::CREATED,
+        );
+        assert_eq!(
+            input,
+            test_vector::SIGNATURE_INPUT.replace("expires=1700000030", "expires=1700000060")
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! fastgate: a SaaS API's front door on Fastly Compute, as a plain library.
 //!
-//! Every decision lives here and is tested natively; `main.rs` is a thin Wasm adapter that
-//! turns a `fastly::Request` into [`gateway::RequestFacts`], runs [`gateway::Gateway::plan`]
-//! and performs the platform calls the resulting [`gateway::Decision`] asks for.
+//! Every decision lives here and is tested natively. The Wasm adapter (`src/adapter/`, run
+//! by `main.rs`) turns a `fastly::Request` into [`plan::RequestFacts`], runs the planning
+//! phases ([`plan::Gateway::plan`]) and then the platform phases over one request context,
+//! asking this library at each step.
 
 pub mod auth;
 pub mod cache;
@@ -10,10 +11,11 @@ pub mod config;
 pub mod cors;
 pub mod failover;
 pub mod flags;
-pub mod gateway;
 pub mod geo;
+pub mod http;
 pub mod identity;
 pub mod path;
+pub mod plan;
 pub mod problem;
 pub mod ratelimit;
 pub mod request_id;

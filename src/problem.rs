@@ -60,6 +60,63 @@ impl Problem {
         }
     }
 
+    /// The answer when the edge itself is broken (never the client's fault).
+    pub fn internal(request_id: &str) -> Self {
+        Self::new(
+            ProblemKind::Internal,
+            "the edge configuration failed to load",
+            request_id,
+        )
+    }
+
+    /// A refused token: 401, 403, or 503 when the keys could not be had.
+    pub fn auth(failure: &crate::auth::AuthFailure, request_id: &str) -> Self {
+        let kind = match failure.status() {
+            401 => ProblemKind::Unauthorized,
+            403 => ProblemKind::Forbidden,
+            _ => ProblemKind::Unavailable,
+        };
+        Self::new(kind, failure.detail(), request_id)
+    }
+
+    /// The edge cannot sign for the origin (no identity key in the Secret Store): fail closed.
+    pub fn identity_unavailable(request_id: &str) -> Self {
+        Self::new(
+            ProblemKind::Unavailable,
+            "the edge's identity signing key is unavailable",
+            request_id,
+        )
+    }
+
+    /// The 429 answer when a route's rate limit refuses the request.
+    pub fn rate_limited(request_id: &str, retry_after_s: u32) -> Self {
+        Self::new(
+            ProblemKind::TooManyRequests,
+            format!("rate limit exceeded; retry after {retry_after_s} s"),
+            request_id,
+        )
+    }
+
+    /// The 502 answer when every candidate backend failed.
+    pub fn bad_gateway(request_id: &str, tried: &[String]) -> Self {
+        Self::new(
+            ProblemKind::BadGateway,
+            format!("no origin answered (tried {})", tried.join(", ")),
+            request_id,
+        )
+    }
+
+    /// The 503 answer for a read of a cached route when no origin answered and the cache
+    /// holds no copy it may serve: the resource is unavailable for now (`Retry-After`),
+    /// which is what Fastly answers for a cached object whose backend is down.
+    pub fn origin_unavailable(request_id: &str) -> Self {
+        Self::new(
+            ProblemKind::Unavailable,
+            "no origin answered and the edge cache has no copy to serve",
+            request_id,
+        )
+    }
+
     pub fn to_json(&self) -> String {
         // Serializing plain strings and integers cannot fail.
         serde_json::to_string(self).unwrap_or_default()

@@ -26,6 +26,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::config::FieldError;
+use crate::http::{is_token, sf_string};
+
 /// The window lengths a spec may use, in seconds (those Fastly ERL supports).
 pub const WINDOWS_S: [u32; 3] = [1, 10, 60];
 /// The longest penalty a spec may ask for: a day.
@@ -36,7 +39,7 @@ pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 /// What identifies "one client" for a limit.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub enum KeySource {
+pub enum LimitKey {
     /// The verified token subject (falls back to the IP when anonymous).
     Subject,
     /// The client IP.
@@ -51,19 +54,19 @@ pub enum KeySource {
 /// A `key` string that is none of `subject`, `ip`, `login`, `header:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rate-limit key `{0}` is not `subject`, `ip`, `login` or `header:<name>`")]
-pub struct BadKeySource(pub String);
+pub struct BadLimitKey(pub String);
 
-impl TryFrom<String> for KeySource {
-    type Error = BadKeySource;
+impl TryFrom<String> for LimitKey {
+    type Error = BadLimitKey;
 
-    fn try_from(s: String) -> Result<Self, BadKeySource> {
+    fn try_from(s: String) -> Result<Self, BadLimitKey> {
         match s.as_str() {
-            "subject" => Ok(KeySource::Subject),
-            "ip" => Ok(KeySource::Ip),
-            "login" => Ok(KeySource::Login),
+            "subject" => Ok(LimitKey::Subject),
+            "ip" => Ok(LimitKey::Ip),
+            "login" => Ok(LimitKey::Login),
             other => match other.strip_prefix("header:") {
-                Some(name) if is_token(name) => Ok(KeySource::Header(name.to_ascii_lowercase())),
-                _ => Err(BadKeySource(s)),
+                Some(name) if is_token(name) => Ok(LimitKey::Header(name.to_ascii_lowercase())),
+                _ => Err(BadLimitKey(s)),
             },
         }
     }
@@ -74,7 +77,7 @@ impl TryFrom<String> for KeySource {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
     /// `"subject"`, `"ip"`, `"header:<name>"` or `"login"`.
-    pub key: KeySource,
+    pub key: LimitKey,
     /// Requests admitted per window (> 0).
     pub limit: u32,
     /// Window length in seconds: 1, 10 or 60.
@@ -85,36 +88,29 @@ pub struct RateLimitSpec {
 }
 
 impl RateLimitSpec {
-    /// Field-level validation; returns (field, reason).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Field-level validation, the field relative to the spec.
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.limit == 0 {
-            return Err(("limit".into(), "must be positive".into()));
+            return Err(FieldError::new("limit", "must be positive"));
         }
         if !WINDOWS_S.contains(&self.window_s) {
-            return Err((
-                "window_s".into(),
+            return Err(FieldError::new(
+                "window_s",
                 format!("{} is not one of 1, 10, 60", self.window_s),
             ));
         }
         match self.penalty_s {
-            Some(0) => Err((
-                "penalty_s".into(),
-                "must be positive (omit it for no penalty box)".into(),
+            Some(0) => Err(FieldError::new(
+                "penalty_s",
+                "must be positive (omit it for no penalty box)",
             )),
-            Some(p) if p > MAX_PENALTY_S => Err((
-                "penalty_s".into(),
+            Some(p) if p > MAX_PENALTY_S => Err(FieldError::new(
+                "penalty_s",
                 format!("at most {MAX_PENALTY_S} (a day)"),
             )),
             _ => Ok(()),
         }
     }
-}
-
-/// RFC 9110 `tchar`.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Lower-case hex of SHA-256, written into `out`.
@@ -165,10 +161,10 @@ pub fn key(
     header_value: Option<&str>,
 ) -> Option<String> {
     let primary = match &spec.key {
-        KeySource::Subject => subject.map(|s| ("sub", s)),
-        KeySource::Ip => None,
-        KeySource::Header(_) => header_value.map(|v| ("hdr", v)),
-        KeySource::Login => header_value.map(|v| ("login", v)),
+        LimitKey::Subject => subject.map(|s| ("sub", s)),
+        LimitKey::Ip => None,
+        LimitKey::Header(_) => header_value.map(|v| ("hdr", v)),
+        LimitKey::Login => header_value.map(|v| ("login", v)),
     }
     .filter(|(_, v)| !v.is_empty());
     let mut ip_text = String::new();
@@ -286,25 +282,6 @@ pub fn decide(
     }
 }
 
-/// `name` as a structured-field string: printable ASCII, `"` and `\` escaped, anything else
-/// replaced by `_`.
-fn sf_string(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => out.push('_'),
-        }
-    }
-    out.push('"');
-    out
-}
-
 pub const RATELIMIT_POLICY: &str = "RateLimit-Policy";
 pub const RATELIMIT: &str = "RateLimit";
 pub const RETRY_AFTER: &str = "Retry-After";
@@ -334,7 +311,7 @@ mod tests {
 
     fn spec(key: &str, limit: u32, window_s: u32, penalty_s: Option<u32>) -> RateLimitSpec {
         RateLimitSpec {
-            key: KeySource::try_from(key.to_owned()).unwrap(),
+            key: LimitKey::try_from(key.to_owned()).unwrap(),
             limit,
             window_s,
             penalty_s,
@@ -357,12 +334,12 @@ mod tests {
             r#"{"key": "header:X-Api-Key", "limit": 10, "window_s": 1, "penalty_s": 30}"#,
         )
         .unwrap();
-        assert_eq!(s.key, KeySource::Header("x-api-key".into()));
+        assert_eq!(s.key, LimitKey::Header("x-api-key".into()));
         assert_eq!(s.penalty_s, Some(30));
         s.validate().unwrap();
         let s: RateLimitSpec =
             serde_json::from_str(r#"{"key": "login", "limit": 5, "window_s": 60}"#).unwrap();
-        assert_eq!((s.key, s.penalty_s), (KeySource::Login, None));
+        assert_eq!((s.key, s.penalty_s), (LimitKey::Login, None));
         for bad in [
             r#"{"key": "user", "limit": 1, "window_s": 1}"#,
             r#"{"key": "header:", "limit": 1, "window_s": 1}"#,
@@ -381,19 +358,25 @@ mod tests {
 
     #[test]
     fn validate_names_the_field() {
-        assert_eq!(spec("ip", 0, 1, None).validate().unwrap_err().0, "limit");
+        assert_eq!(
+            spec("ip", 0, 1, None).validate().unwrap_err().field,
+            "limit"
+        );
         for w in [0, 2, 30, 3600] {
-            assert_eq!(spec("ip", 1, w, None).validate().unwrap_err().0, "window_s");
+            assert_eq!(
+                spec("ip", 1, w, None).validate().unwrap_err().field,
+                "window_s"
+            );
         }
         for w in WINDOWS_S {
             spec("ip", 1, w, Some(1)).validate().unwrap();
         }
         assert_eq!(
-            spec("ip", 1, 1, Some(0)).validate().unwrap_err().0,
+            spec("ip", 1, 1, Some(0)).validate().unwrap_err().field,
             "penalty_s"
         );
         assert_eq!(
-            spec("ip", 1, 1, Some(86_401)).validate().unwrap_err().0,
+            spec("ip", 1, 1, Some(86_401)).validate().unwrap_err().field,
             "penalty_s"
         );
     }
@@ -657,7 +640,7 @@ mod tests {
         for _ in 0..20_000 {
             let raw = rng.bytes();
             let text = String::from_utf8_lossy(&raw).into_owned();
-            let _ = KeySource::try_from(text.clone());
+            let _ = LimitKey::try_from(text.clone());
             let _ = serde_json::from_slice::<RateLimitSpec>(&raw);
             let body_ip = if rng.next().is_multiple_of(2) {
                 Some(IpAddr::from([10, 0, 0, (rng.next() % 256) as u8]))
@@ -668,10 +651,10 @@ mod tests {
             assert!(!lk.contains("a@b.c"), "{lk}");
             let s = RateLimitSpec {
                 key: [
-                    KeySource::Subject,
-                    KeySource::Ip,
-                    KeySource::Login,
-                    KeySource::Header("x".into()),
+                    LimitKey::Subject,
+                    LimitKey::Ip,
+                    LimitKey::Login,
+                    LimitKey::Header("x".into()),
                 ][(rng.next() % 4) as usize]
                     .clone(),
                 limit: (rng.next() % 3) as u32,

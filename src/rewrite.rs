@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use regex_lite::Regex;
 use serde::Deserialize;
 
+use crate::config::FieldError;
 use crate::path;
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -53,13 +54,17 @@ pub struct Redirect {
 }
 
 impl Redirect {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Field-level validation, the field relative to the redirect.
+    pub(crate) fn validate(&self) -> Result<(), FieldError> {
         if matches!(self.status, 301 | 302 | 307 | 308) {
             Ok(())
         } else {
-            Err(format!(
-                "{} is not a redirect status (301, 302, 307, 308)",
-                self.status
+            Err(FieldError::new(
+                "status",
+                format!(
+                    "{} is not a redirect status (301, 302, 307, 308)",
+                    self.status
+                ),
             ))
         }
     }
@@ -80,15 +85,16 @@ pub struct Rewrite {
 pub struct UnsafeRewrite(pub String);
 
 impl RewriteSpec {
-    pub fn compile(&self) -> Result<Rewrite, (String, String)> {
+    /// Validates and compiles the rewrite; the error's field is relative to the rewrite.
+    pub fn compile(&self) -> Result<Rewrite, FieldError> {
         for (field, prefix) in [
             ("strip_prefix", &self.strip_prefix),
             ("add_prefix", &self.add_prefix),
         ] {
             if let Some(p) = prefix {
                 if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') {
-                    return Err((
-                        field.into(),
+                    return Err(FieldError::new(
+                        field,
                         format!("`{p}` must start with `/` and not end with `/`"),
                     ));
                 }
@@ -97,15 +103,15 @@ impl RewriteSpec {
         let regex = match &self.regex {
             Some(rule) => Some((
                 Regex::new(&rule.pattern)
-                    .map_err(|e| ("regex.pattern".to_owned(), e.to_string()))?,
+                    .map_err(|e| FieldError::new("regex.pattern", e.to_string()))?,
                 rule.replace.clone(),
             )),
             None => None,
         };
         for name in self.query.set.keys().chain(&self.query.remove) {
             if name.is_empty() || name.contains(['&', '=', '#', ' ']) {
-                return Err((
-                    "query".into(),
+                return Err(FieldError::new(
+                    "query",
                     format!("`{name}` is not a plain parameter name"),
                 ));
             }
@@ -232,12 +238,12 @@ mod tests {
             .unwrap()
             .compile()
             .unwrap_err();
-        assert_eq!(e.0, "regex.pattern");
+        assert_eq!(e.field, "regex.pattern");
         let e = serde_json::from_str::<RewriteSpec>(r#"{"add_prefix":"api/"}"#)
             .unwrap()
             .compile()
             .unwrap_err();
-        assert_eq!(e.0, "add_prefix");
+        assert_eq!(e.field, "add_prefix");
         assert!(Redirect { status: 200 }.validate().is_err());
     }
 }

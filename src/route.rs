@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::{Policy, RouteAuth};
 use crate::cache::{self, CacheMode, CachePolicy};
+use crate::config::FieldError;
 use crate::ratelimit::RateLimitSpec;
 use crate::rewrite::{Redirect, Rewrite, RewriteSpec};
 
@@ -122,66 +123,34 @@ pub enum NoRoute {
     MethodNotAllowed,
 }
 
-/// A route's own field error: the sub-field at fault and why.
-pub type FieldError = (String, String);
-
 impl RouteSpec {
-    /// Validates and compiles the route.
+    /// Validates and compiles the route; the error's field is relative to the route.
     pub fn compile(&self) -> Result<Route, FieldError> {
-        let err = |field: &str, reason: String| Err((field.to_owned(), reason));
         if self.id.is_empty() {
-            return err("id", "must not be empty".into());
+            return Err(FieldError::new("id", "must not be empty"));
         }
         for m in &self.methods {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                return err("methods", format!("`{m}` is not an upper-case HTTP method"));
+                return Err(FieldError::new(
+                    "methods",
+                    format!("`{m}` is not an upper-case HTTP method"),
+                ));
             }
         }
-        let matcher = match &self.path {
-            PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::Template(p)
-                if !p.starts_with('/') =>
-            {
-                return err("path", format!("`{p}` must start with `/`"));
-            }
-            PathMatch::Exact(p) => Matcher::Exact(p.clone()),
-            PathMatch::Prefix(p) => Matcher::Prefix(p.clone()),
-            PathMatch::Template(t) => {
-                Matcher::Template(compile_template(t).map_err(|r| ("path.template".to_owned(), r))?)
-            }
-            PathMatch::Regex(r) => Matcher::Regex(
-                regex_lite::Regex::new(r).map_err(|e| ("path.regex".to_owned(), e.to_string()))?,
-            ),
-        };
+        let matcher = compile_matcher(&self.path).map_err(|e| e.under("path"))?;
         let rewrite = self
             .rewrite
             .as_ref()
             .map(RewriteSpec::compile)
             .transpose()
-            .map_err(|(f, r)| (format!("rewrite.{f}"), r))?;
+            .map_err(|e| e.under("rewrite"))?;
         if self.timeout_ms == Some(0) {
-            return err("timeout_ms", "must be positive".into());
+            return Err(FieldError::new("timeout_ms", "must be positive"));
         }
         if let Some(redirect) = &self.redirect {
-            redirect
-                .validate()
-                .map_err(|r| ("redirect.status".to_owned(), r))?;
+            redirect.validate().map_err(|e| e.under("redirect"))?;
         }
-        let has_subject = self.auth.policy != Policy::Public;
-        if let Some(policy) = &self.cache {
-            policy
-                .validate()
-                .map_err(|(f, r)| (format!("cache.{f}"), r))?;
-            if policy.mode == CacheMode::PerUser && !has_subject {
-                return err(
-                    "cache.mode",
-                    "`per_user` needs a verified subject: the route's auth policy must be \
-                     `required` or `optional`"
-                        .into(),
-                );
-            }
-        }
-        cache::validate_templates(&self.purge, has_subject)
-            .map_err(|(f, r)| (format!("purge{f}"), r))?;
+        self.check_caching()?;
         Ok(Route {
             id: self.id.clone(),
             methods: self.methods.clone(),
@@ -203,6 +172,42 @@ impl RouteSpec {
             purge: self.purge.clone(),
         })
     }
+
+    /// The cache policy and purge templates: a per-user entry or a `{sub}` template needs
+    /// a route that verifies a subject.
+    fn check_caching(&self) -> Result<(), FieldError> {
+        let has_subject = self.auth.policy != Policy::Public;
+        if let Some(policy) = &self.cache {
+            policy.validate().map_err(|e| e.under("cache"))?;
+            if policy.mode == CacheMode::PerUser && !has_subject {
+                return Err(FieldError::new(
+                    "cache.mode",
+                    "`per_user` needs a verified subject: the route's auth policy must be \
+                     `required` or `optional`",
+                ));
+            }
+        }
+        cache::validate_templates(&self.purge, has_subject).map_err(|e| e.under("purge"))
+    }
+}
+
+/// The path matcher; the error's field is relative to `path`.
+fn compile_matcher(path: &PathMatch) -> Result<Matcher, FieldError> {
+    Ok(match path {
+        PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::Template(p)
+            if !p.starts_with('/') =>
+        {
+            return Err(FieldError::new("", format!("`{p}` must start with `/`")));
+        }
+        PathMatch::Exact(p) => Matcher::Exact(p.clone()),
+        PathMatch::Prefix(p) => Matcher::Prefix(p.clone()),
+        PathMatch::Template(t) => {
+            Matcher::Template(compile_template(t).map_err(|r| FieldError::new("template", r))?)
+        }
+        PathMatch::Regex(r) => Matcher::Regex(
+            regex_lite::Regex::new(r).map_err(|e| FieldError::new("regex", e.to_string()))?,
+        ),
+    })
 }
 
 fn compile_template(t: &str) -> Result<Vec<Segment>, String> {
@@ -319,18 +324,18 @@ fn literal_prefix(segments: &[Segment]) -> String {
 pub fn compile_table(specs: &[RouteSpec]) -> Result<Vec<Route>, FieldError> {
     let mut table: Vec<Route> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
-        let route = spec
-            .compile()
-            .map_err(|(f, r)| (format!("routes[{i}].{f}"), r))?;
+        let at = format!("routes[{i}]");
+        let route = spec.compile().map_err(|e| e.under(&at))?;
         if let Some((j, earlier)) = table.iter().enumerate().find(|(_, r)| r.id == route.id) {
-            return Err((
-                format!("routes[{i}].id"),
+            return Err(FieldError::new(
+                "id",
                 format!("duplicate of routes[{j}] (`{}`)", earlier.id),
-            ));
+            )
+            .under(&at));
         }
         if let Some((j, earlier)) = table.iter().enumerate().find(|(_, r)| r.shadows(&route)) {
-            return Err((
-                format!("routes[{i}]"),
+            return Err(FieldError::new(
+                at,
                 format!(
                     "can never match: routes[{j}] (`{}`) matches all its requests first",
                     earlier.id
@@ -442,34 +447,34 @@ mod tests {
         let e =
             table(r#"[{"id":"a","path":{"prefix":"/api/"}},{"id":"b","path":{"exact":"/api/x"}}]"#)
                 .unwrap_err();
-        assert_eq!(e.0, "routes[1]");
+        assert_eq!(e.field, "routes[1]");
         let e = table(r#"[{"id":"a","path":{"template":"/u/{id}"}},{"id":"b","methods":["GET"],"path":{"exact":"/u/7"}}]"#).unwrap_err();
-        assert_eq!(e.0, "routes[1]");
+        assert_eq!(e.field, "routes[1]");
         let e = table(
             r#"[{"id":"a","path":{"prefix":"/u/"}},{"id":"b","path":{"template":"/u/{id}"}}]"#,
         )
         .unwrap_err();
-        assert_eq!(e.0, "routes[1]");
+        assert_eq!(e.field, "routes[1]");
         // Narrower methods or a predicate on the earlier route leave room: fine.
         table(r#"[{"id":"a","methods":["GET"],"path":{"prefix":"/api/"}},{"id":"b","path":{"exact":"/api/x"}}]"#).unwrap();
         table(r#"[{"id":"a","host":"x","path":{"prefix":"/api/"}},{"id":"b","path":{"exact":"/api/x"}}]"#).unwrap();
         let e = table(r#"[{"id":"a","path":{"exact":"/a"}},{"id":"a","path":{"exact":"/b"}}]"#)
             .unwrap_err();
-        assert_eq!(e.0, "routes[1].id");
+        assert_eq!(e.field, "routes[1].id");
     }
 
     #[test]
     fn bad_fields_are_named() {
         let e = table(r#"[{"id":"a","path":{"template":"/u/{}"}}]"#).unwrap_err();
-        assert_eq!(e.0, "routes[0].path.template");
+        assert_eq!(e.field, "routes[0].path.template");
         let e = table(r#"[{"id":"a","path":{"template":"/u/x{id}"}}]"#).unwrap_err();
-        assert_eq!(e.0, "routes[0].path.template");
+        assert_eq!(e.field, "routes[0].path.template");
         let e = table(r#"[{"id":"a","path":{"regex":"(["}}]"#).unwrap_err();
-        assert_eq!(e.0, "routes[0].path.regex");
+        assert_eq!(e.field, "routes[0].path.regex");
         let e = table(r#"[{"id":"a","path":{"prefix":"api"}}]"#).unwrap_err();
-        assert_eq!(e.0, "routes[0].path");
+        assert_eq!(e.field, "routes[0].path");
         let e = table(r#"[{"id":"a","methods":["get"],"path":{"prefix":"/"}}]"#).unwrap_err();
-        assert_eq!(e.0, "routes[0].methods");
+        assert_eq!(e.field, "routes[0].methods");
     }
 
     #[test]
@@ -479,19 +484,19 @@ mod tests {
                  "cache": {"mode": "per_user"}}]"#,
         )
         .unwrap_err();
-        assert_eq!(err.0, "routes[0].cache.mode", "{err:?}");
+        assert_eq!(err.field, "routes[0].cache.mode", "{err:?}");
         let err = table(
             r#"[{"id": "p", "path": {"exact": "/p"}, "auth": {"policy": "public"},
                  "purge": ["items", "user:{sub}"]}]"#,
         )
         .unwrap_err();
-        assert_eq!(err.0, "routes[0].purge[1]", "{err:?}");
+        assert_eq!(err.field, "routes[0].purge[1]", "{err:?}");
         let err = table(
             r#"[{"id": "p", "path": {"exact": "/p"},
                  "cache": {"mode": "public", "stale_if_error_s": 99999999}}]"#,
         )
         .unwrap_err();
-        assert_eq!(err.0, "routes[0].cache.stale_if_error_s", "{err:?}");
+        assert_eq!(err.field, "routes[0].cache.stale_if_error_s", "{err:?}");
         let ok = table(
             r#"[{"id": "p", "path": {"exact": "/p"},
                  "cache": {"mode": "per_user", "surrogate_keys": ["user:{sub}"]},

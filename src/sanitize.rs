@@ -9,17 +9,7 @@
 
 use std::net::IpAddr;
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use crate::http::HOP_BY_HOP;
 
 const OWNED_EXACT: [&str; 8] = [
     "forwarded",

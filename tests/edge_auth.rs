@@ -5,10 +5,11 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
+use fastgate::http::unix_now;
 use serde_json::{json, Value};
 use support::{
-    client_from, config_with, hs256, jwks_document, start_stack_env, three_origins, unix_now,
-    EcKey, EchoServer, JwksServer,
+    client_from, config_with, hs256, jwks_document, three_origins, EcKey, EchoServer, JwksServer,
+    StackBuilder,
 };
 use xtask::stack::{Stack, StackSpec};
 
@@ -53,7 +54,10 @@ fn start(keys: &[&EcKey], jwks_cache: Value, origin_env: Vec<(&str, &str)>) -> A
     let mut backends = three_origins();
     backends.push(("jwks_test", jwks.upstream()));
     backends.push(("echo", echo.upstream()));
-    let (stack, spec) = start_stack_env(backends, Some(auth_config(jwks_cache)), origin_env);
+    let (stack, spec) = StackBuilder::new(backends)
+        .config_override(auth_config(jwks_cache))
+        .origin_env(origin_env)
+        .start_with_spec();
     AuthStack {
         stack,
         spec,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use support::{client_from, config_with, start_stack_full};
+use support::{client_from, config_with, FixtureServer, StackBuilder};
 use xtask::stack::Upstream;
 
 fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
@@ -39,53 +39,29 @@ fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
 ///
 /// Every body carries a serial number, so a test can tell a cached answer from a new one.
 struct TestOrigin {
-    addr: std::net::SocketAddr,
+    server: FixtureServer,
     /// `METHOD path [if-none-match]` of every request received.
     received: Arc<Mutex<Vec<String>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestOrigin {
     fn start() -> TestOrigin {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let serial = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let seen = received.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-                    let seen = seen.clone();
-                    let serial = serial.clone();
-                    async move { scripted(uri, headers, &seen, &serial).await }
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+            let seen = seen.clone();
+            let serial = serial.clone();
+            async move { scripted(uri, headers, &seen, &serial).await }
         });
         TestOrigin {
-            addr,
+            server: FixtureServer::start(2, app),
             received,
-            shutdown: Some(tx),
-            thread: Some(thread),
         }
     }
 
     fn upstream(&self) -> Upstream {
-        Upstream::Address(self.addr)
+        self.server.upstream()
     }
 
     /// Requests received for exactly `path`.
@@ -104,18 +80,7 @@ impl TestOrigin {
     }
 
     fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for TestOrigin {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }
 
@@ -193,7 +158,9 @@ fn scripted_stack(origin: &TestOrigin) -> xtask::stack::Stack {
         ("origin_eu", origin.upstream()),
         ("origin_ap", origin.upstream()),
     ];
-    start_stack_full(backends, Some(scripted_config()), None, vec![]).0
+    StackBuilder::new(backends)
+        .config_override(scripted_config())
+        .start()
 }
 
 fn get(client: &reqwest::blocking::Client, url: String) -> (u16, String, Value) {
@@ -400,17 +367,14 @@ fn real_stack() -> xtask::stack::Stack {
         ("origin_eu", Upstream::Origin { port: 0 }),
         ("origin_ap", Upstream::Origin { port: 0 }),
     ];
-    start_stack_full(
-        backends,
-        Some(real_origin_config()),
-        None,
-        vec![("RUST_LOG", "info")],
-    )
-    .0
+    StackBuilder::new(backends)
+        .config_override(real_origin_config())
+        .origin_env([("RUST_LOG", "info")])
+        .start()
 }
 
 fn sign_up(client: &reqwest::blocking::Client, edge: &str, n: usize) -> User {
-    let email = format!("cache-user-{n}-{}@example.com", support::unix_now());
+    let email = format!("cache-user-{n}-{}@example.com", fastgate::http::unix_now());
     let signup = client
         .post(format!("{edge}/api/auth/signup"))
         .json(&json!({"email": email, "password": "correct-horse-1", "full_name": format!("User {n}")}))

@@ -3,9 +3,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{
-    client_from, dead_address, start_open_stack, start_stack, three_origins, EchoServer,
-};
+use support::{client_from, dead_address, three_origins, EchoServer, StackBuilder};
 
 fn header<'a>(resp: &'a reqwest::blocking::Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
@@ -13,7 +11,7 @@ fn header<'a>(resp: &'a reqwest::blocking::Response, name: &str) -> Option<&'a s
 
 #[test]
 fn every_mapped_location_reaches_its_origin_and_unmapped_uses_the_default() {
-    let stack = start_stack(three_origins());
+    let stack = StackBuilder::new(three_origins()).start();
     // (loopback address, expected origin, location fastly.toml gives the address)
     let cases = [
         (1, "origin_us", "US/NA"),
@@ -53,11 +51,13 @@ fn every_mapped_location_reaches_its_origin_and_unmapped_uses_the_default() {
 #[test]
 fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() {
     let echo = EchoServer::start();
-    let stack = start_open_stack(vec![
+    let stack = StackBuilder::new(vec![
         ("origin_us", echo.upstream()),
         ("origin_eu", echo.upstream()),
         ("origin_ap", echo.upstream()),
-    ]);
+    ])
+    .open_api_routes()
+    .start();
     let client = client_from(1);
     let body = "{\"name\":\"Zoë\",\"n\":[1,2,3]}";
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
@@ -137,11 +137,13 @@ fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() 
 
 #[test]
 fn a_down_origin_gives_502_problem_json() {
-    let stack = start_open_stack(vec![
+    let stack = StackBuilder::new(vec![
         ("origin_us", dead_address()),
         ("origin_eu", dead_address()),
         ("origin_ap", dead_address()),
-    ]);
+    ])
+    .open_api_routes()
+    .start();
     for last in [1, 2, 3] {
         let resp = client_from(last)
             .post(format!("{}/api/process", stack.edge_url()))
@@ -165,11 +167,12 @@ fn a_down_origin_gives_502_problem_json() {
 
 #[test]
 fn unknown_routes_and_methods_are_answered_at_the_edge() {
-    let stack = start_stack(vec![
+    let stack = StackBuilder::new(vec![
         ("origin_us", dead_address()),
         ("origin_eu", dead_address()),
         ("origin_ap", dead_address()),
-    ]);
+    ])
+    .start();
     let client = client_from(1);
     let resp = client
         .get(format!("{}/nope", stack.edge_url()))
@@ -191,7 +194,7 @@ fn unknown_routes_and_methods_are_answered_at_the_edge() {
 
 #[test]
 fn dropping_the_stack_leaves_no_process_behind() {
-    let stack = start_stack(three_origins());
+    let stack = StackBuilder::new(three_origins()).start();
     let pids = stack.pids();
     assert_eq!(pids.len(), 4);
     drop(stack);

@@ -5,10 +5,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use fastgate::http::unix_now;
 use serde_json::{json, Value};
 use support::{
-    client_from, config_with, dead_address, hs256, open_api_routes, start_stack_full,
-    three_origins, unix_now, EchoServer,
+    client_from, config_with, dead_address, hs256, open_api_routes, three_origins, EchoServer,
+    StackBuilder,
 };
 
 const ALLOWED: &str = "http://localhost:4321";
@@ -31,12 +32,9 @@ fn echo_backends(echo: &EchoServer) -> Vec<(&'static str, xtask::stack::Upstream
 #[test]
 fn preflights_are_answered_at_the_edge_and_responses_decorated() {
     let echo = EchoServer::start();
-    let (stack, _) = start_stack_full(
-        echo_backends(&echo),
-        Some(config_with(open_api_routes)),
-        None,
-        vec![],
-    );
+    let stack = StackBuilder::new(echo_backends(&echo))
+        .config_override(config_with(open_api_routes))
+        .start();
     let client = client_from(1);
     let url = format!("{}/api/process", stack.edge_url());
     let resp = client
@@ -114,7 +112,9 @@ fn rate_limits_refuse_with_429_and_admit_the_next_window() {
             }
         }
     });
-    let (stack, _) = start_stack_full(echo_backends(&echo), Some(config), None, vec![]);
+    let stack = StackBuilder::new(echo_backends(&echo))
+        .config_override(config)
+        .start();
     let client = client_from(3);
     let url = format!("{}/api/burst", stack.edge_url());
     // Start right after a window boundary so the burst sits in one window.
@@ -173,7 +173,7 @@ fn unix_now_ms() -> u128 {
 
 #[test]
 fn login_brute_force_is_limited_per_ip_and_email() {
-    let (stack, _) = start_stack_full(three_origins(), None, None, vec![]);
+    let stack = StackBuilder::new(three_origins()).start();
     let client = client_from(4);
     let login = |email: &str| {
         client
@@ -200,7 +200,11 @@ fn login_brute_force_is_limited_per_ip_and_email() {
 #[test]
 fn flipping_new_schema_in_the_config_store_flips_the_shape() {
     let shape = |flags: Option<&str>| {
-        let (stack, _) = start_stack_full(three_origins(), None, flags.map(str::to_owned), vec![]);
+        let mut builder = StackBuilder::new(three_origins());
+        if let Some(flags) = flags {
+            builder = builder.flags(flags.to_owned());
+        }
+        let stack = builder.start();
         let client = client_from(1);
         let base = stack.edge_url();
         let email = format!("flag-{}@example.com", unix_now_ms());
@@ -266,7 +270,9 @@ fn every_edge_error_is_problem_json_and_requests_are_observable() {
     let mut backends = echo_backends(&echo);
     backends.push(("down", dead_address()));
     backends.push(("jwks_down", dead_address()));
-    let (stack, spec) = start_stack_full(backends, Some(config), None, vec![]);
+    let (stack, spec) = StackBuilder::new(backends)
+        .config_override(config)
+        .start_with_spec();
     let base = stack.edge_url();
     let client = client_from(5);
     let claims =

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    client_from, config_with, open_api_routes, raw_request, start_open_stack, start_stack_with,
-    three_origins, BlackHole, EchoServer,
+    client_from, config_with, open_api_routes, raw_request, three_origins, BlackHole, EchoServer,
+    StackBuilder,
 };
 
 fn header(resp: &reqwest::blocking::Response, name: &str) -> Option<String> {
@@ -35,11 +35,13 @@ fn named_echoes() -> (EchoServer, EchoServer, EchoServer) {
 #[test]
 fn rewrites_redirects_normalisation_and_traversal() {
     let (us, eu, ap) = named_echoes();
-    let stack = start_open_stack(vec![
+    let stack = StackBuilder::new(vec![
         ("origin_us", us.upstream()),
         ("origin_eu", eu.upstream()),
         ("origin_ap", ap.upstream()),
-    ]);
+    ])
+    .open_api_routes()
+    .start();
     let client = client_from(1);
     let base = stack.edge_url();
 
@@ -116,12 +118,14 @@ fn config_store_override_reroutes_without_a_rebuild_and_bad_overrides_are_ignore
         )
     };
 
-    let plain = start_open_stack(backends());
+    let plain = StackBuilder::new(backends()).open_api_routes().start();
     assert_eq!(fetch(&plain.edge_url(), "/api/special").0, "origin_us");
     drop(plain);
 
     // Same wasm, Viceroy restarted on another config-store file.
-    let (overridden, _) = start_stack_with(backends(), Some(override_json));
+    let overridden = StackBuilder::new(backends())
+        .config_override(override_json)
+        .start();
     let (origin, config) = fetch(&overridden.edge_url(), "/api/special");
     assert_eq!(
         origin, "origin_ap",
@@ -139,7 +143,7 @@ fn config_store_override_reroutes_without_a_rebuild_and_bad_overrides_are_ignore
         open_api_routes(v);
         v["geo"]["default"] = serde_json::json!(["origin_mars"]);
     });
-    let (stack, _) = start_stack_with(backends(), Some(bad));
+    let stack = StackBuilder::new(backends()).config_override(bad).start();
     let (origin, config) = fetch(&stack.edge_url(), "/health");
     assert_eq!(origin, "origin_us");
     assert!(config.ends_with("source=embedded"), "{config}");
@@ -161,7 +165,9 @@ fn config_store_override_reroutes_without_a_rebuild_and_bad_overrides_are_ignore
 fn failover_after_an_origin_dies_loses_no_request() {
     // Breaker open for the whole run, so "origin_eu sees no attempts" is checkable.
     let config = config_with(|v| v["failover"]["down_for_s"] = 120.into());
-    let (mut stack, _) = start_stack_with(three_origins(), Some(config));
+    let mut stack = StackBuilder::new(three_origins())
+        .config_override(config)
+        .start();
     let client = client_from(2); // Germany: origin_eu first, then origin_us.
     let url = format!("{}/health", stack.edge_url());
     let mut failures = 0;
@@ -234,11 +240,13 @@ fn failover_after_an_origin_dies_loses_no_request() {
 fn a_post_whose_origin_died_mid_request_is_not_sent_twice() {
     let hole = BlackHole::start();
     let (us, eu, ap) = named_echoes();
-    let stack = start_open_stack(vec![
+    let stack = StackBuilder::new(vec![
         ("origin_us", hole.upstream()),
         ("origin_eu", eu.upstream()),
         ("origin_ap", ap.upstream()),
-    ]);
+    ])
+    .open_api_routes()
+    .start();
     let client = client_from(1); // US: origin_us first.
     let resp = client
         .post(format!("{}/api/process", stack.edge_url()))
@@ -265,7 +273,9 @@ fn a_post_whose_origin_died_mid_request_is_not_sent_twice() {
 #[test]
 fn one_half_open_probe_readmits_a_recovered_origin() {
     let config = config_with(|v| v["failover"]["down_for_s"] = 1.into());
-    let (mut stack, spec) = start_stack_with(three_origins(), Some(config));
+    let (mut stack, spec) = StackBuilder::new(three_origins())
+        .config_override(config)
+        .start_with_spec();
     let client = client_from(2);
     let url = format!("{}/health", stack.edge_url());
     let origin = |id: &str| {
@@ -309,14 +319,13 @@ fn a_slow_origin_times_out_and_idempotent_requests_move_on() {
         open_api_routes(v);
         v["failover"]["attempt_timeout_ms"] = 400.into();
     });
-    let (stack, _) = start_stack_with(
-        vec![
-            ("origin_us", slow.upstream()),
-            ("origin_eu", eu.upstream()),
-            ("origin_ap", ap.upstream()),
-        ],
-        Some(config),
-    );
+    let stack = StackBuilder::new(vec![
+        ("origin_us", slow.upstream()),
+        ("origin_eu", eu.upstream()),
+        ("origin_ap", ap.upstream()),
+    ])
+    .config_override(config)
+    .start();
     let client = client_from(1); // US: the slow origin_us first.
     let t = Instant::now();
     let resp = client

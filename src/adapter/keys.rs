@@ -9,8 +9,8 @@ use fastly::{Request, SecretStore};
 
 use fastgate::auth::{Issuer, JwkKey, JwksCache, JwksError, KeySource};
 
-use super::forward::send_with_timeout;
-use super::secret;
+use super::platform::secret;
+use super::proxy::send_with_timeout;
 use super::telemetry::log_event;
 
 /// Time limit for one JWKS fetch attempt.

@@ -14,9 +14,11 @@ use fastly::erl::{Penaltybox, RateCounter, RateWindow, ERL};
 use fastly::Request;
 
 use fastgate::config::Limiter;
-use fastgate::ratelimit::{self, KeySource, RateLimitSpec, Verdict};
+use fastgate::ratelimit::{self, LimitKey, RateLimitSpec, Verdict};
 
-/// Counts this request against `spec` and returns the verdict (with the spec, for headers).
+use super::platform::header;
+
+/// Counts this request against `spec` and returns the verdict.
 pub fn check(
     spec: &RateLimitSpec,
     store: Limiter,
@@ -24,27 +26,26 @@ pub fn check(
     subject: Option<&str>,
     ip: Option<std::net::IpAddr>,
     req: &mut Request,
-) -> (RateLimitSpec, Verdict) {
+) -> Verdict {
     let now_ms = now_ms();
     let header_value = match &spec.key {
-        KeySource::Header(name) => req.get_header_str(name.as_str()).map(str::to_owned),
-        KeySource::Login => {
+        LimitKey::Header(name) => header(req, name.as_str()).map(str::to_owned),
+        LimitKey::Login => {
             // The email is in the body: read it, then put it back for the origin.
             let body = req.take_body_bytes();
             let key = ratelimit::login_key(ip, &body);
             req.set_body(body);
             Some(key)
         }
-        KeySource::Subject | KeySource::Ip => None,
+        LimitKey::Subject | LimitKey::Ip => None,
     };
     let Some(key) = ratelimit::key(spec, route_id, subject, ip, header_value.as_deref()) else {
-        return (spec.clone(), ratelimit::decide(spec, 1, now_ms, None));
+        return ratelimit::decide(spec, 1, now_ms, None);
     };
-    let verdict = match store {
+    match store {
         Limiter::CoreCache => core_cache(spec, &key, now_ms),
         Limiter::Erl => erl(spec, &key, now_ms),
-    };
-    (spec.clone(), verdict)
+    }
 }
 
 fn now_ms() -> u64 {

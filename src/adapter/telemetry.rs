@@ -50,6 +50,15 @@ impl Timings {
     }
 }
 
+/// What the proxy and cache phases record as they go: the backends tried, the one that
+/// answered, and the phase timings.
+#[derive(Default)]
+pub struct Trace {
+    pub attempts: Vec<String>,
+    pub backend: Option<String>,
+    pub timings: Timings,
+}
+
 /// One JSON line per request on stdout (Viceroy prints it; on Fastly, stdout is the
 /// service's log stream). Never a token or a secret.
 #[derive(serde::Serialize)]
@@ -64,8 +73,8 @@ pub struct LogLine<'a> {
     pub continent: Option<&'a str>,
     pub route: Option<&'a str>,
     pub geo_level: Option<&'static str>,
-    pub backend: Option<String>,
-    pub attempts: Vec<String>,
+    pub backend: Option<&'a str>,
+    pub attempts: &'a [String],
     /// Why authentication failed (the problem detail; never the token).
     pub auth: Option<String>,
     /// The `Cache-Status` (RFC 9211) the response carries.
@@ -73,11 +82,11 @@ pub struct LogLine<'a> {
     pub status: u16,
     /// Response body size, when known.
     pub bytes: Option<u64>,
-    pub timings_us: Timings,
+    pub timings_us: &'a Timings,
 }
 
 impl<'a> LogLine<'a> {
-    pub fn new(request_id: &'a str, method: String) -> Self {
+    pub fn new(request_id: &'a str, method: String, trace: &'a Trace) -> Self {
         LogLine {
             event: None,
             request_id,
@@ -87,13 +96,13 @@ impl<'a> LogLine<'a> {
             continent: None,
             route: None,
             geo_level: None,
-            backend: None,
-            attempts: Vec::new(),
+            backend: trace.backend.as_deref(),
+            attempts: &trace.attempts,
             auth: None,
             cache: String::new(),
             status: 0,
             bytes: None,
-            timings_us: Timings::default(),
+            timings_us: &trace.timings,
         }
     }
 }

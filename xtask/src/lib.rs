@@ -20,6 +20,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// `cargo xtask config check <file>`: parses and validates a gateway config with the edge's
 /// own code. Returns a one-line summary, or an error naming the file and the field at fault.
+/// The hash is the edge's own (`Config::hash`, taken over the text without its whitespace),
+/// so it is the one the edge reports in `Fastgate-Config` however the file is formatted.
 pub fn config_check(file: &std::path::Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -41,7 +43,7 @@ pub fn config_check(file: &std::path::Path) -> anyhow::Result<String> {
 pub fn surrogate_key(template: &str, subject: Option<&str>) -> anyhow::Result<String> {
     let templates = [template];
     fastgate::cache::validate_templates(&templates, true)
-        .map_err(|(_, reason)| anyhow::anyhow!("{reason}"))?;
+        .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
     fastgate::cache::surrogate_keys(&templates, subject)
         .pop()
         .ok_or_else(|| anyhow::anyhow!("`{template}` needs a subject: add the user's `sub`"))
@@ -67,6 +69,32 @@ mod tests {
             err.contains("geo.continents.EU[0]") && err.contains("origin_mars"),
             "{err}"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn config_check_prints_the_hash_the_edge_reports() {
+        use fastgate::config::{load, Config};
+        let printed = |file: &std::path::Path| {
+            let line = config_check(file).unwrap();
+            let hash = line.split("hash ").nth(1).unwrap().split(',').next();
+            hash.unwrap().to_owned()
+        };
+        // The shipped file, pretty-printed, against the edge's minified embedded copy.
+        let default = workspace_root().join("config/default.json");
+        assert_eq!(printed(&default), Config::embedded().unwrap().hash);
+        // A pretty-printed override file, against the edge loading it (either formatting).
+        let dir = std::env::temp_dir().join(format!("fastgate-config-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(fastgate::config::EMBEDDED).unwrap();
+        v["version"] = "ops-7".into();
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        let file = dir.join("override.json");
+        std::fs::write(&file, &pretty).unwrap();
+        for text in [pretty, v.to_string()] {
+            let edge = load(Some(&text), None).unwrap().config.hash;
+            assert_eq!(printed(&file), edge);
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

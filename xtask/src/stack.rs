@@ -168,6 +168,15 @@ impl Stack {
             viceroy: None,
             edge: SocketAddr::from(([127, 0, 0, 1], edge_port)),
         };
+        let addresses = stack.start_origins(spec)?;
+        let manifest = stack.write_run_manifest(spec, &addresses)?;
+        stack.start_viceroy(spec, &manifest)?;
+        Ok(stack)
+    }
+
+    /// Starts an origin for every [`Upstream::Origin`] backend and waits until each is
+    /// ready; returns the address of every named backend.
+    fn start_origins(&mut self, spec: &StackSpec) -> Result<BTreeMap<String, SocketAddr>> {
         let mut addresses = BTreeMap::new();
         for (name, upstream) in &spec.backends {
             let addr = match upstream {
@@ -175,18 +184,28 @@ impl Stack {
                 Upstream::Origin { port } => {
                     let port = if *port == 0 { free_port()? } else { *port };
                     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                    let proc = stack.spawn_origin(spec, name, addr)?;
-                    stack.origins.insert(name.clone(), (addr, proc));
+                    let proc = self.spawn_origin(spec, name, addr)?;
+                    self.origins.insert(name.clone(), (addr, proc));
                     addr
                 }
             };
             addresses.insert(name.clone(), addr);
         }
-        for (name, (addr, proc)) in &mut stack.origins {
+        for (name, (addr, proc)) in &mut self.origins {
             wait_http(*addr, "/health", proc, Duration::from_secs(60))
                 .with_context(|| format!("origin {name} did not become ready"))?;
         }
-        let manifest = stack.run_dir.join("fastly.toml");
+        Ok(addresses)
+    }
+
+    /// Writes this run's manifest (backends at `addresses`, the Config Store overrides and
+    /// the Secret Store file) into the run directory and returns its path.
+    fn write_run_manifest(
+        &self,
+        spec: &StackSpec,
+        addresses: &BTreeMap<String, SocketAddr>,
+    ) -> Result<PathBuf> {
+        let manifest = self.run_dir.join("fastly.toml");
         let mut entries = serde_json::Map::new();
         if let Some(json) = &spec.config_override {
             entries.insert("config".into(), json.clone().into());
@@ -197,36 +216,40 @@ impl Stack {
         let store_file = if entries.is_empty() {
             None
         } else {
-            let path = stack.run_dir.join("config-store.json");
+            let path = self.run_dir.join("config-store.json");
             std::fs::write(&path, serde_json::Value::Object(entries).to_string())?;
             Some(path)
         };
-        let secrets_file = stack.run_dir.join("secrets.json");
+        let secrets_file = self.run_dir.join("secrets.json");
         std::fs::write(&secrets_file, spec.secrets.store_json())?;
         write_manifest(
             &spec.base_manifest,
             &manifest,
-            &addresses,
+            addresses,
             store_file.as_deref(),
             &secrets_file,
         )?;
+        Ok(manifest)
+    }
+
+    /// Starts Viceroy on `manifest` and waits until the edge reports ready.
+    fn start_viceroy(&mut self, spec: &StackSpec, manifest: &Path) -> Result<()> {
         let mut cmd = Command::new(&spec.viceroy);
         cmd.arg("serve")
             .arg("--addr")
-            .arg(stack.edge.to_string())
+            .arg(self.edge.to_string())
             .arg("-C")
-            .arg(&manifest)
+            .arg(manifest)
             .arg(&spec.wasm);
-        let mut viceroy = stack.spawn("viceroy", cmd, spec.inherit_output)?;
+        let mut viceroy = self.spawn("viceroy", cmd, spec.inherit_output)?;
         let ready = wait_http(
-            stack.edge,
+            self.edge,
             "/__fastgate/ready",
             &mut viceroy,
             Duration::from_secs(120),
         );
-        stack.viceroy = Some(viceroy);
-        ready.context("viceroy did not become ready")?;
-        Ok(stack)
+        self.viceroy = Some(viceroy);
+        ready.context("viceroy did not become ready")
     }
 
     fn spawn_origin(&self, spec: &StackSpec, name: &str, addr: SocketAddr) -> Result<Proc> {

@@ -94,6 +94,13 @@ fn config_check_accepts_the_shipped_config_and_names_the_field_of_a_broken_one()
     let out = xtask(&["config", "check", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(": ok (version"), "{}", text(&out));
+    // The hash it prints is the one the edge reports for its embedded copy.
+    let edge_hash = fastgate::config::Config::embedded().unwrap().hash;
+    assert!(
+        text(&out).contains(&format!("hash {edge_hash},")),
+        "{}",
+        text(&out)
+    );
 
     // The guide's backend example, done in the wrong order: the geo map names a backend
     // the config does not declare yet.

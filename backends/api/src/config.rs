@@ -2,7 +2,7 @@
 //! reference app reads (`JWT_SECRET`, `FEATURE_NEW_SCHEMA`, `ALLOWED_ORIGINS`) and the port's
 //! own knobs. Read once at start so a bad value fails the boot, not a request.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::edge_signature::{IdentityKeys, ENFORCE_VAR, KEYS_VAR};
@@ -36,7 +36,8 @@ pub struct JwtSettings {
     pub keys_dir: PathBuf,
 }
 
-/// Verification of the edge's signed identity (DESIGN §4).
+/// Verification of the edge's signed identity: the `edge_signature` module, described in
+/// the README's "Identity to the origin".
 #[derive(Debug, Clone)]
 pub struct EdgeSignatureSettings {
     /// `FASTGATE_VERIFY_EDGE_SIGNATURE` (default `true`; `false` for a bare origin run,
@@ -85,6 +86,32 @@ impl Settings {
         database_url: Option<String>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            name,
+            database_url: database_url.filter(|u| !u.is_empty()),
+            jwt: JwtSettings::from_lookup(&env, &data_dir)?,
+            new_schema_default: env("FEATURE_NEW_SCHEMA").as_deref() == Some("true"),
+            allowed_origins: env("ALLOWED_ORIGINS")
+                .unwrap_or_else(|| "http://localhost:4321".to_owned())
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+            object_store_url: env("OBJECT_STORE_URL").filter(|u| !u.is_empty()),
+            job_lease: millis(&env, "FASTGATE_JOB_LEASE_MS", 30_000)?,
+            worker_poll: millis(&env, "FASTGATE_WORKER_POLL_MS", 500)?,
+            worker_enabled: env("FASTGATE_WORKER").as_deref() != Some("0"),
+            edge_signature: EdgeSignatureSettings::from_lookup(&env)?,
+            data_dir,
+        })
+    }
+}
+
+impl JwtSettings {
+    /// The `JWT_*` variables; keys default to a directory under `data_dir`.
+    fn from_lookup(
+        env: &impl Fn(&str) -> Option<String>,
+        data_dir: &Path,
+    ) -> Result<Self, ConfigError> {
         let signing = match env("JWT_ALGORITHM") {
             Some(a) => parse_alg("JWT_ALGORITHM", &a)?,
             None => SigningAlg::Hs256,
@@ -97,7 +124,7 @@ impl Settings {
                 .collect::<Result<Vec<_>, _>>()?,
             None => vec![signing],
         };
-        let jwt = JwtSettings {
+        Ok(Self {
             signing,
             accept,
             secret: env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned()),
@@ -107,36 +134,26 @@ impl Settings {
             keys_dir: env("JWT_KEYS_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("jwt-keys")),
-        };
+        })
+    }
+}
+
+impl EdgeSignatureSettings {
+    /// The switch and the shared keys; whether keys are required is `build`'s call.
+    fn from_lookup(env: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
-            name,
-            database_url: database_url.filter(|u| !u.is_empty()),
-            jwt,
-            new_schema_default: env("FEATURE_NEW_SCHEMA").as_deref() == Some("true"),
-            allowed_origins: env("ALLOWED_ORIGINS")
-                .unwrap_or_else(|| "http://localhost:4321".to_owned())
-                .split(',')
-                .map(str::to_owned)
-                .collect(),
-            object_store_url: env("OBJECT_STORE_URL").filter(|u| !u.is_empty()),
-            job_lease: millis(&env, "FASTGATE_JOB_LEASE_MS", 30_000)?,
-            worker_poll: millis(&env, "FASTGATE_WORKER_POLL_MS", 500)?,
-            worker_enabled: env("FASTGATE_WORKER").as_deref() != Some("0"),
-            edge_signature: EdgeSignatureSettings {
-                enforce: match env(ENFORCE_VAR) {
-                    None => true,
-                    Some(v) => parse_switch(ENFORCE_VAR, &v)?,
-                },
-                keys: env(KEYS_VAR)
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| IdentityKeys::parse(&v))
-                    .transpose()
-                    .map_err(|e| ConfigError::Invalid {
-                        var: KEYS_VAR,
-                        reason: e.to_string(),
-                    })?,
+            enforce: match env(ENFORCE_VAR) {
+                None => true,
+                Some(v) => parse_switch(ENFORCE_VAR, &v)?,
             },
-            data_dir,
+            keys: env(KEYS_VAR)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| IdentityKeys::parse(&v))
+                .transpose()
+                .map_err(|e| ConfigError::Invalid {
+                    var: KEYS_VAR,
+                    reason: e.to_string(),
+                })?,
         })
     }
 }

@@ -135,6 +135,12 @@ impl Db {
     }
 }
 
+/// True when a statement failed only because of a UNIQUE constraint (e.g. a duplicate
+/// email at sign-up).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
 fn sqlite_lock_path(url: &str, data_dir: &Path) -> PathBuf {
     let file = url
         .trim_start_matches("sqlite://")

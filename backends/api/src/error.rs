@@ -47,6 +47,13 @@ struct Detail<T> {
     detail: T,
 }
 
+/// A `{"detail": "..."}` answer built outside [`ApiError`] (404/405 fallbacks, readiness,
+/// the edge-signature rejection), as a named schema for the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DetailOut {
+    pub detail: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {

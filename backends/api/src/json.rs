@@ -20,7 +20,7 @@ pub enum Value {
 }
 
 impl Value {
-    /// Python's name for the value's type family; used to pick pydantic error types.
+    /// The text of a JSON string; `None` for every other kind of value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),

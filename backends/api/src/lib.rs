@@ -3,7 +3,6 @@
 
 pub mod auth;
 pub mod batch;
-pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -13,12 +12,14 @@ pub mod error;
 pub mod flags;
 pub mod http;
 pub mod json;
+pub mod payloads;
 pub mod pipeline;
 pub mod repo;
 pub mod search;
 pub mod server;
 pub mod telemetry;
 pub mod text;
+pub mod users;
 pub mod validation;
 
 use std::sync::atomic::AtomicU64;
@@ -32,7 +33,7 @@ pub use config::Settings;
 /// The header that names which origin answered; the edge's geo routing is observable by it.
 pub const ORIGIN_HEADER: HeaderName = HeaderName::from_static("fastgate-origin");
 
-/// Entries kept in the per-process payload cache before it is cleared.
+/// Entries kept in each per-process memo (payloads, users rows) before it is cleared.
 const CACHE_CAPACITY: usize = 10_000;
 
 /// Shared state handed to every handler: one reference count per request, not one per
@@ -58,9 +59,10 @@ pub struct Shared {
     pub new_schema_default: bool,
     /// Wakes this process's worker when it enqueues a job.
     pub wake: Arc<Notify>,
-    pub cache: Arc<cache::PayloadCache>,
-    /// Users rows already looked up (they never change; see [`cache::UserCache`]).
-    pub users: Arc<cache::UserCache>,
+    /// The reference's `_kv`.
+    pub payloads: payloads::PayloadCache,
+    /// The `users` lookups, read through a per-process memo (see [`users`]).
+    pub users: users::Users,
     /// The reference's `api_call` metric.
     pub api_calls: Arc<AtomicU64>,
 }
@@ -77,6 +79,9 @@ pub enum BuildError {
     Storage(#[from] pipeline::storage::StorageError),
     #[error("password hashing: {0}")]
     Password(#[from] auth::password::PasswordError),
+    /// The blocking task that loads (or generates) the JWT keys panicked or was cancelled.
+    #[error("JWT key loading task: {0}")]
+    KeysTask(#[source] tokio::task::JoinError),
     #[error(
         "{keys} is not set, but the edge signature is enforced ({enforce} defaults to true): \
          set {keys}=kid:secret[,kid:secret...] to the edge's shared key(s), or run a bare \
@@ -101,42 +106,9 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
         (true, None) => return Err(BuildError::EdgeKeys),
         (false, _) => None,
     };
-    let db = db::Db::connect(&settings).await?;
-    let tokens = {
-        let jwt = settings.jwt.clone();
-        tokio::task::spawn_blocking(move || auth::Tokens::new(jwt))
-            .await
-            .map_err(|e| BuildError::Password(e.into()))??
-    };
-    let blobs =
-        pipeline::storage::Blobs::open(&settings.data_dir, settings.object_store_url.as_deref())?;
-    let state = AppState(Arc::new(Shared {
-        name: Arc::from(settings.name.as_str()),
-        db: db.clone(),
-        tokens: Arc::new(tokens),
-        dummy_hash: auth::password::dummy_hash().await?,
-        blobs: blobs.clone(),
-        new_schema_default: settings.new_schema_default,
-        wake: Arc::new(Notify::new()),
-        cache: Arc::new(cache::PayloadCache::new(CACHE_CAPACITY)),
-        users: Arc::new(cache::UserCache::new(CACHE_CAPACITY)),
-        api_calls: Arc::new(AtomicU64::new(0)),
-    }));
+    let state = shared_state(&settings).await?;
     if settings.worker_enabled {
-        let worker = pipeline::worker::Worker {
-            db,
-            blobs,
-            owner: format!(
-                "{}-{}-{}",
-                settings.name,
-                std::process::id(),
-                uuid::Uuid::new_v4()
-            ),
-            lease: settings.job_lease,
-            poll: settings.worker_poll,
-            wake: state.wake.clone(),
-        };
-        tokio::spawn(worker.run());
+        start_worker(&settings, &state);
     }
     let mut router = http::router(state, &settings.allowed_origins);
     match verifier {
@@ -159,6 +131,50 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
         .layer(telemetry::RequestContextLayer::new(origin))
         .layer(http::health_check::HealthCheckLayer)
         .service(router))
+}
+
+/// Opens the database (running migrations), loads the JWT keys and object storage, and
+/// gathers what every handler reads.
+async fn shared_state(settings: &Settings) -> Result<AppState, BuildError> {
+    let db = db::Db::connect(settings).await?;
+    let tokens = {
+        let jwt = settings.jwt.clone();
+        tokio::task::spawn_blocking(move || auth::Tokens::new(jwt))
+            .await
+            .map_err(BuildError::KeysTask)??
+    };
+    let blobs =
+        pipeline::storage::Blobs::open(&settings.data_dir, settings.object_store_url.as_deref())?;
+    Ok(AppState(Arc::new(Shared {
+        name: Arc::from(settings.name.as_str()),
+        db: db.clone(),
+        tokens: Arc::new(tokens),
+        dummy_hash: auth::password::dummy_hash().await?,
+        blobs,
+        new_schema_default: settings.new_schema_default,
+        wake: Arc::new(Notify::new()),
+        payloads: payloads::PayloadCache::new(CACHE_CAPACITY),
+        users: users::Users::new(db, CACHE_CAPACITY),
+        api_calls: Arc::new(AtomicU64::new(0)),
+    })))
+}
+
+/// Spawns this process's upload worker, woken by the handlers that enqueue jobs.
+fn start_worker(settings: &Settings, state: &AppState) {
+    let worker = pipeline::worker::Worker {
+        db: state.db.clone(),
+        blobs: state.blobs.clone(),
+        owner: format!(
+            "{}-{}-{}",
+            settings.name,
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ),
+        lease: settings.job_lease,
+        poll: settings.worker_poll,
+        wake: state.wake.clone(),
+    };
+    tokio::spawn(worker.run());
 }
 
 /// Resolves on Ctrl-C or SIGTERM so in-flight requests finish before exit.

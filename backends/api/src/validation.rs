@@ -69,9 +69,9 @@ fn plural(n: usize) -> &'static str {
 /// Walks a request body's fields in model order, collecting every error like pydantic does
 /// (it never stops at the first one).
 pub struct ModelValidator<'a> {
-    fields: &'a [(String, Value)],
-    errors: Vec<ErrorItem>,
+    /// The body: always a JSON object.
     input: &'a Value,
+    errors: Vec<ErrorItem>,
 }
 
 impl<'a> ModelValidator<'a> {
@@ -84,10 +84,9 @@ impl<'a> ModelValidator<'a> {
                 "Field required",
                 Value::Null,
             )]),
-            BodyInput::Json(v @ Value::Object(fields)) => Ok(Self {
-                fields,
-                errors: Vec::new(),
+            BodyInput::Json(v @ Value::Object(_)) => Ok(Self {
                 input: v,
+                errors: Vec::new(),
             }),
             BodyInput::Json(other) => Err(vec![not_a_model(other.clone())]),
             BodyInput::Raw(text) => Err(vec![not_a_model(Value::String(text.clone()))]),
@@ -95,11 +94,7 @@ impl<'a> ModelValidator<'a> {
     }
 
     fn lookup(&self, name: &str) -> Option<&'a Value> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        self.input.get(name)
     }
 
     fn loc(name: &str) -> Vec<Loc> {
@@ -151,27 +146,25 @@ impl<'a> ModelValidator<'a> {
             return None;
         };
         let len = s.chars().count();
-        if let Some(min) = min.filter(|m| len < *m) {
+        // (type, bound, ctx key, limit) of the first length bound the string breaks.
+        let too_short = min
+            .filter(|m| len < *m)
+            .map(|m| ("string_too_short", "at least", "min_length", m));
+        let too_long = max
+            .filter(|m| len > *m)
+            .map(|m| ("string_too_long", "at most", "max_length", m));
+        if let Some((kind, bound, ctx, limit)) = too_short.or(too_long) {
             self.errors.push(
                 ErrorItem::new(
-                    "string_too_short",
+                    kind,
                     Self::loc(name),
-                    format!("String should have at least {min} character{}", plural(min)),
+                    format!(
+                        "String should have {bound} {limit} character{}",
+                        plural(limit)
+                    ),
                     v.clone(),
                 )
-                .with_ctx("min_length", Value::Number(min.to_string())),
-            );
-            return None;
-        }
-        if let Some(max) = max.filter(|m| len > *m) {
-            self.errors.push(
-                ErrorItem::new(
-                    "string_too_long",
-                    Self::loc(name),
-                    format!("String should have at most {max} character{}", plural(max)),
-                    v.clone(),
-                )
-                .with_ctx("max_length", Value::Number(max.to_string())),
+                .with_ctx(ctx, Value::Number(limit.to_string())),
             );
             return None;
         }

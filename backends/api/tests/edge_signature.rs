@@ -1,6 +1,7 @@
 //! The origin's edge-signature check over real HTTP (DESIGN §4, issue 4 "At the origin"): a
 //! real `fastgate-api` process with enforcement on and two keys, and requests signed here
-//! the way the edge signs them (an independent signer: HMAC-SHA256 over the RFC 9421 base).
+//! through the `fastgate_wire` contract the edge signs with (its pinned test vector proves
+//! those bytes; this checks the origin end to end).
 
 mod common;
 
@@ -8,10 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use common::{random_word, temp_dir, Origin};
-use hmac::{Hmac, Mac};
+use fastgate_wire::{Params, Signed as Components};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 const KEY1: (&str, &str) = ("edge-2024", "first-shared-secret-0123456789abcdef");
 const KEY2: (&str, &str) = ("edge-2025", "second-shared-secret-0123456789abcdef");
@@ -61,29 +61,27 @@ impl Signed {
             None => (pq, ""),
         };
         let request_id = uuid::Uuid::new_v4().to_string();
-        let params = format!(
-            "(\"@method\" \"@path\" \"@query\" \"fastgate-identity\" \"fastgate-flags\" \"x-request-id\");created={};expires={};keyid=\"{}\";alg=\"hmac-sha256\"",
-            self.created, self.expires, self.key.0
-        );
-        let lines = [
-            format!("\"@method\": {}", method.as_str()),
-            format!("\"@path\": {path}"),
-            format!("\"@query\": ?{query}"),
-            format!("\"fastgate-identity\": {}", self.identity),
-            format!("\"fastgate-flags\": {}", self.flags),
-            format!("\"x-request-id\": {request_id}"),
-            format!("\"@signature-params\": {params}"),
-        ];
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.1.as_bytes()).unwrap();
-        mac.update(lines.join("\n").as_bytes());
-        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let components = Components {
+            method: method.as_str(),
+            path,
+            query: Some(query),
+            identity: &self.identity,
+            flags: &self.flags,
+            request_id: &request_id,
+        };
+        let params = Params {
+            created: self.created,
+            expires: self.expires,
+            key_id: self.key.0,
+        };
+        let signed = fastgate_wire::sign(&components, self.key.1.as_bytes(), &params);
         client
             .request(method, format!("{base}{pq}"))
             .header("fastgate-identity", &self.identity)
             .header("fastgate-flags", &self.flags)
             .header("x-request-id", request_id)
-            .header("signature-input", format!("fastgate={params}"))
-            .header("signature", format!("fastgate=:{sig}:"))
+            .header("signature-input", signed.input)
+            .header("signature", signed.signature)
     }
 }
 

@@ -7,14 +7,17 @@
 //! (wrk from one address would otherwise measure 429s), and the origins skip the edge
 //! signature check so that the direct requests are answered like the edge's.
 
+use std::fmt::{self, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use fastgate::http::unix_now;
 
 use super::http;
-use super::wrk::{self, Load, Sample};
+use super::units::ms;
+use super::wrk::{self, Load, Sample, PROCESS_BODY};
 use crate::build;
 use crate::stack::{Secrets, Stack, StackSpec, Upstream};
 
@@ -48,7 +51,7 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
     let viceroy = crate::tools::ensure_viceroy()?;
     let wasm = build::edge_wasm(&root, &target)?;
     let origin_bin = build::origin_binary(&root, &target)?;
-    let wrk_bin = super::ensure_wrk()?;
+    let wrk_bin = wrk::ensure()?;
     let secrets = Secrets::generate()?;
     let data_dir = std::env::temp_dir().join(format!("fastgate-bench-edge-{}", std::process::id()));
     let spec = StackSpec {
@@ -100,31 +103,102 @@ fn measure(
 ) -> Result<Vec<Row>> {
     let edge = stack.edge_addr();
     let origin = stack.origin_addr("origin_us").context("origin_us")?;
-    let email = format!("bench-{}@example.com", unix_now());
-    let signup = serde_json::json!({"email": email, "password": "bench-password-1", "full_name": "Bench User"}).to_string();
-    let resp = http::request(edge, "POST", "/api/auth/signup", None, Some(&signup))?;
-    if resp.status != 201 {
+    let user = User::sign_up(edge, secrets)?;
+    let bench_dir = crate::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&bench_dir)?;
+    let script = wrk::process_script(&bench_dir)?;
+    let mut rows = Vec::new();
+    for sc in &scenarios(&user) {
+        for addr in [edge, origin] {
+            check(addr, sc)?;
+        }
+        let once = |addr: SocketAddr, seconds: u64| -> Result<Sample> {
+            let url = format!("http://{addr}{}", sc.path);
+            let script = sc.body.is_some().then_some(&script);
+            wrk::run(wrk_bin, &LOAD, seconds, &url, &sc.headers, script, stop)
+        };
+        let row = measure_scenario(sc, once, edge, origin)?;
+        println!(
+            "  {:<58} edge {:>7.0} req/s p50 {:>8.0} us | direct {:>7.0} req/s p50 {:>6.0} us",
+            sc.label, row.edge.rps, row.edge.p50_us, row.direct.rps, row.direct.p50_us
+        );
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// One scenario: a warm-up on each target, then the runs alternating edge and direct;
+/// errors at the edge under load stop the benchmark.
+fn measure_scenario(
+    sc: &Scenario,
+    once: impl Fn(SocketAddr, u64) -> Result<Sample>,
+    edge: SocketAddr,
+    origin: SocketAddr,
+) -> Result<Row> {
+    once(edge, WARMUP_S)?;
+    once(origin, WARMUP_S)?;
+    let (mut at_edge, mut direct) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        at_edge.push(once(edge, DURATION_S)?);
+        direct.push(once(origin, DURATION_S)?);
+    }
+    let row = Row {
+        label: sc.label,
+        edge: median_sample(at_edge),
+        direct: median_sample(direct),
+    };
+    if row.edge.non_2xx > 0 || row.edge.socket_errors > 0 {
         bail!(
-            "sign-up through the edge answered {}: {}",
-            resp.status,
-            resp.body
+            "{}: the edge answered {} non-2xx responses and {} socket errors under load",
+            sc.label,
+            row.edge.non_2xx,
+            row.edge.socket_errors
         );
     }
-    let user: serde_json::Value = serde_json::from_str(&resp.body)?;
-    let user_id = user["id"].as_str().context("sign-up id")?.to_owned();
-    let login = serde_json::json!({"email": email, "password": "bench-password-1"}).to_string();
-    let resp = http::request(edge, "POST", "/api/auth/login", None, Some(&login))?;
-    let es256: serde_json::Value = serde_json::from_str(&resp.body)?;
-    let es256 = es256["access_token"]
-        .as_str()
-        .context("login token")?
-        .to_owned();
-    let hs256 = mint_hs256(&secrets.jwt_hs256_key, &email, &user_id)?;
+    Ok(row)
+}
+
+/// The user every authenticated scenario acts as, with a token of each algorithm.
+struct User {
+    id: String,
+    es256: String,
+    hs256: String,
+}
+
+impl User {
+    /// Signs up and logs in through the edge (the origin issues ES256), and mints an
+    /// HS256 token with the shared key.
+    fn sign_up(edge: SocketAddr, secrets: &Secrets) -> Result<User> {
+        let email = format!("bench-{}@example.com", unix_now());
+        let signup = serde_json::json!({"email": email, "password": "bench-password-1", "full_name": "Bench User"}).to_string();
+        let resp = http::request(edge, "POST", "/api/auth/signup", None, Some(&signup))?;
+        if resp.status != 201 {
+            bail!(
+                "sign-up through the edge answered {}: {}",
+                resp.status,
+                resp.body
+            );
+        }
+        let user: serde_json::Value = serde_json::from_str(&resp.body)?;
+        let id = user["id"].as_str().context("sign-up id")?.to_owned();
+        let login = serde_json::json!({"email": email, "password": "bench-password-1"}).to_string();
+        let resp = http::request(edge, "POST", "/api/auth/login", None, Some(&login))?;
+        let es256: serde_json::Value = serde_json::from_str(&resp.body)?;
+        let es256 = es256["access_token"]
+            .as_str()
+            .context("login token")?
+            .to_owned();
+        let hs256 = mint_hs256(&secrets.jwt_hs256_key, &email, &id)?;
+        Ok(User { id, es256, hs256 })
+    }
+}
+
+fn scenarios(user: &User) -> [Scenario; 5] {
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     // `Cache-Control: no-store` makes the edge pass a cacheable read through: the
     // authenticated rows then measure auth + forward, the cache-hit row the cache.
     let no_store = "Cache-Control: no-store".to_owned();
-    let scenarios = [
+    [
         Scenario {
             label: "public uncached GET `/health`",
             method: "GET",
@@ -136,77 +210,36 @@ fn measure(
             label: "authenticated GET, HS256 (`/api/user/profile`, no-store)",
             method: "GET",
             path: "/api/user/profile".into(),
-            headers: vec![bearer(&hs256), no_store.clone()],
+            headers: vec![bearer(&user.hs256), no_store.clone()],
             body: None,
         },
         Scenario {
             label: "authenticated GET, ES256 (`/api/user/profile`, no-store)",
             method: "GET",
             path: "/api/user/profile".into(),
-            headers: vec![bearer(&es256), no_store],
+            headers: vec![bearer(&user.es256), no_store],
             body: None,
         },
         Scenario {
             label: "cache hit, HS256 (`/api/user/{id}`)",
             method: "GET",
-            path: format!("/api/user/{user_id}"),
-            headers: vec![bearer(&hs256)],
+            path: format!("/api/user/{}", user.id),
+            headers: vec![bearer(&user.hs256)],
             body: None,
         },
         Scenario {
             label: "POST `/api/process`, HS256",
             method: "POST",
             path: "/api/process".into(),
-            headers: vec![bearer(&hs256)],
-            body: Some(super::PROCESS_BODY),
+            headers: vec![bearer(&user.hs256)],
+            body: Some(PROCESS_BODY),
         },
-    ];
-    let bench_dir = crate::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&bench_dir)?;
-    let script = bench_dir.join("process.lua");
-    std::fs::write(&script, super::process_lua())?;
-    let mut rows = Vec::new();
-    for sc in &scenarios {
-        for addr in [edge, origin] {
-            check(addr, sc)?;
-        }
-        let once = |addr, seconds| -> Result<Sample> {
-            let url = format!("http://{addr}{}", sc.path);
-            let script = sc.body.is_some().then_some(&script);
-            wrk::run(wrk_bin, &LOAD, seconds, &url, &sc.headers, script, stop)
-        };
-        once(edge, WARMUP_S)?;
-        once(origin, WARMUP_S)?;
-        let (mut at_edge, mut direct) = (Vec::new(), Vec::new());
-        for _ in 0..REPEATS {
-            at_edge.push(once(edge, DURATION_S)?);
-            direct.push(once(origin, DURATION_S)?);
-        }
-        let row = Row {
-            label: sc.label,
-            edge: median_sample(at_edge),
-            direct: median_sample(direct),
-        };
-        if row.edge.non_2xx > 0 || row.edge.socket_errors > 0 {
-            bail!(
-                "{}: the edge answered {} non-2xx responses and {} socket errors under load",
-                sc.label,
-                row.edge.non_2xx,
-                row.edge.socket_errors
-            );
-        }
-        println!(
-            "  {:<58} edge {:>7.0} req/s p50 {:>8.0} us | direct {:>7.0} req/s p50 {:>6.0} us",
-            sc.label, row.edge.rps, row.edge.p50_us, row.direct.rps, row.direct.p50_us
-        );
-        rows.push(row);
-    }
-    Ok(rows)
+    ]
 }
 
 /// One request first, so a scenario that would fail (401, 429, 404) stops the benchmark
 /// instead of being timed; for the cache-hit row it also fills the entry.
-fn check(addr: std::net::SocketAddr, sc: &Scenario) -> Result<()> {
+fn check(addr: SocketAddr, sc: &Scenario) -> Result<()> {
     let bearer = sc
         .headers
         .iter()
@@ -239,32 +272,34 @@ fn mint_hs256(secret: &str, email: &str, uid: &str) -> Result<String> {
     )?)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+fn render(rows: &[Row]) -> String {
+    let mut out = String::new();
+    write_table(&mut out, rows).expect("writing to a String cannot fail");
+    out
 }
 
-fn render(rows: &[Row]) -> String {
-    let mut out = String::from(
+fn write_table(out: &mut String, rows: &[Row]) -> fmt::Result {
+    writeln!(
+        out,
         "| request | edge req/s | direct req/s | edge p50 / p99 | direct p50 / p99 | added p50 |\n\
-         |---|---:|---:|---:|---:|---:|\n",
-    );
+         |---|---:|---:|---:|---:|---:|"
+    )?;
     for r in rows {
-        out.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {} / {} | {} / {} | {} |\n",
+        writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {} / {} | {} / {} | {} |",
             r.label,
             r.edge.rps,
             r.direct.rps,
-            super::ms(r.edge.p50_us),
-            super::ms(r.edge.p99_us),
-            super::ms(r.direct.p50_us),
-            super::ms(r.direct.p99_us),
-            super::ms(r.edge.p50_us - r.direct.p50_us),
-        ));
+            ms(r.edge.p50_us),
+            ms(r.edge.p99_us),
+            ms(r.direct.p50_us),
+            ms(r.direct.p99_us),
+            ms(r.edge.p50_us - r.direct.p50_us),
+        )?;
     }
-    out.push_str(&format!(
+    writeln!(
+        out,
         "\nwrk -t{} -c{} -d{DURATION_S}s --latency; {WARMUP_S}s warm-up each, then {REPEATS} runs \
          per target alternating edge and direct, median run (by req/s) reported. Edge = Viceroy \
          0.22 running the release Wasm with every phase (route, auth, rate-limit phase, flags, \
@@ -272,8 +307,7 @@ fn render(rows: &[Row]) -> String {
          settings: rate limits removed from the config, origins not checking the edge \
          signature (so direct requests are answered too). Viceroy instantiates the Wasm per \
          request on this machine's 2 cores, so these figures bound local overhead; Fastly's \
-         production runtime is not Viceroy.\n",
+         production runtime is not Viceroy.",
         LOAD.threads, LOAD.connections
-    ));
-    out
+    )
 }

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 client (one request per connection) for seeding and checking the
 //! servers, so the benchmark needs no HTTP client dependency.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -31,13 +32,14 @@ pub fn request(
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(token) = bearer {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        write!(head, "Authorization: Bearer {token}\r\n")?;
     }
     if let Some(body) = body {
-        head.push_str(&format!(
+        write!(
+            head,
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
             body.len()
-        ));
+        )?;
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;

@@ -4,7 +4,8 @@
 //!
 //! Dropping a [`Server`] sends SIGTERM to its group, waits briefly, then SIGKILLs whatever
 //! is left and waits until the group is empty: nothing outlives the benchmark, also on an
-//! error or Ctrl-C (the caller turns Ctrl-C into an early return, which drops the guards).
+//! error or Ctrl-C (the caller turns Ctrl-C into an early return, which drops the guards;
+//! [`stop_flag`] is how it learns of the Ctrl-C).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -20,6 +21,18 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::http;
+
+/// The process-wide Ctrl-C flag every benchmark polls (the handler can be set only once).
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(stop) = STOP.get() {
+        return Ok(stop.clone());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    Ok(STOP.get_or_init(|| stop).clone())
+}
 
 /// A running server under test. Kill it by dropping it.
 pub struct Server {

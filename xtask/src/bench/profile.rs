@@ -3,6 +3,7 @@
 //! divan's split of the check into the bare `p256` verification and the rest, and, where
 //! `perf` is installed, a sampled flat profile of that verification by function.
 
+use std::fmt::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,34 +23,59 @@ pub fn es256(root: &Path, phases: &[Phase], target_us: f64) -> String {
                 `es256_parts`)\n"
             .into();
     };
+    let mut md = String::new();
+    let split = Split {
+        total,
+        crate_verify,
+        key_decode,
+    };
+    write_es256(&mut md, root, &split, target_us).expect("writing to a String cannot fail");
+    md
+}
+
+/// The medians `verify_token/ES256` splits into (µs).
+struct Split {
+    total: f64,
+    crate_verify: f64,
+    key_decode: f64,
+}
+
+fn write_es256(md: &mut String, root: &Path, split: &Split, target_us: f64) -> fmt::Result {
+    let Split {
+        total,
+        crate_verify,
+        key_decode,
+    } = *split;
     let rest = (total - crate_verify - key_decode).max(0.0);
-    let mut md = format!(
+    writeln!(
+        md,
         "### Profile of the missed ES256 target\n\n\
          | part of `verify_token/ES256` | median | share |\n|---|---:|---:|\n\
          | `p256` ECDSA verify alone (SHA-256 + u1·G + u2·Q), key decoded beforehand | {crate_verify:.2} µs | {:.1}% |\n\
          | decoding the JWK point into a verifying key | {key_decode:.2} µs | {:.1}% |\n\
          | the rest: base64url, header and claims JSON, key lookup, claim checks | {rest:.2} µs | {:.1}% |\n\
-         | **whole check** | **{total:.2} µs** | target ≤ {target_us} µs |\n\n",
+         | **whole check** | **{total:.2} µs** | target ≤ {target_us} µs |\n",
         100.0 * crate_verify / total,
         100.0 * key_decode / total,
         100.0 * rest / total,
-    );
-    md.push_str(&match flat_profile(root) {
-        Ok(table) => format!(
+    )?;
+    match flat_profile(root) {
+        Ok(table) => writeln!(
+            md,
             "Sampled with `perf record` over `cargo bench --bench edge -- es256_parts` \
-             (flat, self time, top functions):\n\n```text\n{table}```\n\n"
-        ),
-        Err(e) => format!("(no sampled profile: {e:#})\n\n"),
-    });
-    md.push_str(&format!(
+             (flat, self time, top functions):\n\n```text\n{table}```\n"
+        )?,
+        Err(e) => writeln!(md, "(no sampled profile: {e:#})\n")?,
+    }
+    writeln!(
+        md,
         "**What bounds it:** the `p256` crate's verification itself ({:.0}% of the check). \
          It is portable Rust field arithmetic (no assembly), and it is what `jsonwebtoken`'s \
          `rust_crypto` backend uses: the only backend that builds for `wasm32-wasip1`, so the \
          edge verifies with the code measured here. A token seen before skips the curve \
-         arithmetic (`verify_token_remembered/ES256`, the edge's remembered-signature cache).\n",
+         arithmetic (`verify_token_remembered/ES256`, the edge's remembered-signature cache).",
         100.0 * crate_verify / total
-    ));
-    md
+    )
 }
 
 /// The top functions by self time while divan runs `es256_parts`, if `perf` can sample.

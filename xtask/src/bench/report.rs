@@ -3,11 +3,13 @@
 //! per-phase cost, and the Wasm's size with its largest contributors. Each figure is a
 //! median of repeated runs, and each comparison is measured within the same run.
 
+use std::fmt::{self, Write};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{edge, phases, profile, wasm};
+use super::{edge, origin, phases, procs, profile, wasm};
 use crate::build;
 
 /// Library work per request on an authenticated cached read, natively (µs).
@@ -15,17 +17,26 @@ const LIBRARY_TARGET_US: f64 = 20.0;
 const ES256_TARGET_US: f64 = 150.0;
 const WASM_GZIP_TARGET: u64 = 1_500_000;
 
+/// Every section, measured in turn.
+struct Sections {
+    phases: Vec<phases::Phase>,
+    origin: String,
+    edge: String,
+    wasm_path: std::path::PathBuf,
+    size: wasm::Size,
+}
+
 pub fn all() -> Result<()> {
     let started = Instant::now();
     let root = crate::workspace_root();
-    let stop = super::stop_flag()?;
+    let stop = procs::stop_flag()?;
 
     println!("xtask bench: 1/4 per-phase cost (cargo bench --bench edge)");
     let phases = phases::run()?;
 
     println!("xtask bench: 2/4 origin vs reference");
     let origin_md = root.join("target/bench/origin.md");
-    super::origin(&[
+    origin::run(&[
         "--duration".into(),
         "5".into(),
         "--warmup".into(),
@@ -42,45 +53,70 @@ pub fn all() -> Result<()> {
     let wasm_path = build::edge_wasm(&root, &build::target_dir(&root))?;
     let size = wasm::measure(&root, &wasm_path)?;
 
-    let mut md = String::from("# fastgate benchmark report\n\n");
-    md.push_str(&format!(
-        "Written by `cargo xtask bench` in {}m{:02}s on {} cores.\n\n",
-        started.elapsed().as_secs() / 60,
-        started.elapsed().as_secs() % 60,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    ));
-    md.push_str("## 1. Origin vs the FastAPI reference\n\n");
-    md.push_str(origin.trim_start_matches(|c| c != '\n').trim_start());
-    md.push_str("\n\n## 2. Edge overhead (Viceroy vs direct to the origin)\n\n");
-    md.push_str(&edge);
-    md.push_str("\n## 3. Per-phase cost of the edge library (native, divan medians)\n\n");
-    md.push_str(&phase_table(&phases));
-    let es256_missed = phases
-        .iter()
-        .any(|p| p.name == "verify_token/ES256" && p.median_us > ES256_TARGET_US);
-    if es256_missed {
-        md.push('\n');
-        md.push_str(&profile::es256(&root, &phases, ES256_TARGET_US));
-    }
-    md.push_str("\n## 4. Wasm size\n\n");
-    md.push_str(&format!(
-        "`{}`: **{} bytes raw, {} bytes gzip -9** (target: at most {} gzip: {}).\n\n\
-         Largest items (twiggy `top`, on the same build with its name section kept):\n\n{}",
-        wasm_path
-            .strip_prefix(&root)
-            .unwrap_or(&wasm_path)
-            .display(),
-        size.raw,
-        size.gzip,
-        WASM_GZIP_TARGET,
-        verdict(size.gzip as f64 <= WASM_GZIP_TARGET as f64),
-        size.top
-    ));
+    let sections = Sections {
+        phases,
+        origin,
+        edge,
+        wasm_path,
+        size,
+    };
+    let mut md = String::new();
+    write_report(&mut md, &root, &sections, started).expect("writing to a String cannot fail");
     let out = root.join("target/bench/report.md");
     std::fs::write(&out, &md)?;
     println!("{md}");
     println!("xtask bench: report written to {}", out.display());
     Ok(())
+}
+
+fn write_report(md: &mut String, root: &Path, s: &Sections, started: Instant) -> fmt::Result {
+    writeln!(md, "# fastgate benchmark report\n")?;
+    writeln!(
+        md,
+        "Written by `cargo xtask bench` in {}m{:02}s on {} cores.\n",
+        started.elapsed().as_secs() / 60,
+        started.elapsed().as_secs() % 60,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )?;
+    writeln!(md, "## 1. Origin vs the FastAPI reference\n")?;
+    write!(
+        md,
+        "{}",
+        s.origin.trim_start_matches(|c| c != '\n').trim_start()
+    )?;
+    writeln!(
+        md,
+        "\n\n## 2. Edge overhead (Viceroy vs direct to the origin)\n"
+    )?;
+    write!(md, "{}", s.edge)?;
+    writeln!(
+        md,
+        "\n## 3. Per-phase cost of the edge library (native, divan medians)\n"
+    )?;
+    phase_table(md, &s.phases)?;
+    let es256_missed = s
+        .phases
+        .iter()
+        .any(|p| p.name == "verify_token/ES256" && p.median_us > ES256_TARGET_US);
+    if es256_missed {
+        writeln!(md)?;
+        write!(md, "{}", profile::es256(root, &s.phases, ES256_TARGET_US))?;
+    }
+    writeln!(md, "\n## 4. Wasm size\n")?;
+    write!(
+        md,
+        "`{}`: **{} bytes raw, {} bytes gzip -9** (target: at most {} gzip: {}).\n\n\
+         Largest items (twiggy `top`, on the same build with its name section kept):\n\n{}",
+        s.wasm_path
+            .strip_prefix(root)
+            .unwrap_or(&s.wasm_path)
+            .display(),
+        s.size.raw,
+        s.size.gzip,
+        WASM_GZIP_TARGET,
+        verdict(s.size.gzip as f64 <= WASM_GZIP_TARGET as f64),
+        s.size.top
+    )
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -91,8 +127,8 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn phase_table(phases: &[phases::Phase]) -> String {
-    let mut out = String::from("| phase | median | target |\n|---|---:|---|\n");
+fn phase_table(md: &mut String, phases: &[phases::Phase]) -> fmt::Result {
+    writeln!(md, "| phase | median | target |\n|---|---:|---|")?;
     for p in phases {
         let target = match p.name.as_str() {
             "route_verify_hs256_cache_key" => format!(
@@ -105,15 +141,12 @@ fn phase_table(phases: &[phases::Phase]) -> String {
             ),
             _ => String::new(),
         };
-        out.push_str(&format!(
-            "| `{}` | {:.2} µs | {target} |\n",
-            p.name, p.median_us
-        ));
+        writeln!(md, "| `{}` | {:.2} µs | {target} |", p.name, p.median_us)?;
     }
-    out.push_str(
+    writeln!(
+        md,
         "\n`route_verify_hs256_cache_key` is the library's whole work on an authenticated cached \
          read (plan the route, verify HS256, build the cache key); `config_*` is paid once per \
-         request, since every request runs in a fresh Wasm instance.\n",
-    );
-    out
+         request, since every request runs in a fresh Wasm instance."
+    )
 }

@@ -1,4 +1,5 @@
-//! Running wrk and reading its `--latency` report.
+//! wrk, the load generator every benchmark drives: installing it, the script for the one
+//! POST the benchmarks send, running it and reading its `--latency` report.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,64 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+/// The body of the `POST /api/process` every benchmark sends.
+pub const PROCESS_BODY: &str = r#"{"id":"bench","payload":{"k":1}}"#;
+
+/// `wrk` on PATH, installing Debian's package when it is missing.
+pub fn ensure() -> Result<PathBuf> {
+    let wrk = PathBuf::from("wrk");
+    if Command::new(&wrk).arg("-v").output().is_ok() {
+        return Ok(wrk);
+    }
+    eprintln!("xtask bench: installing wrk with apt-get");
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    crate::tools::run(&mut apt(&["update"]))?;
+    crate::tools::run(&mut apt(&["install", "-y", "wrk"]))?;
+    Command::new(&wrk)
+        .arg("-v")
+        .output()
+        .context("wrk was installed but is not on PATH")?;
+    Ok(wrk)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Writes wrk's Lua hook for `POST /api/process` to `dir/process.lua` and returns its
+/// path; the bearer token comes from `-H`.
+pub fn process_script(dir: &Path) -> Result<PathBuf> {
+    let script = dir.join("process.lua");
+    std::fs::write(&script, process_lua())?;
+    Ok(script)
+}
+
+fn process_lua() -> String {
+    format!(
+        "-- written by `cargo xtask bench origin`\n\
+         wrk.method = \"POST\"\n\
+         wrk.body = '{PROCESS_BODY}'\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+    )
+}
 
 /// The load shape, the same for both servers.
 #[derive(Debug, Clone)]

@@ -1,20 +1,18 @@
 //! Sign-up, login and user records. Order of checks follows FastAPI: the body is decoded
 //! first (422 `json_invalid`), then `current_user` (401), then parameters and the model (422).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 
-use crate::auth::{self, password};
-use crate::edge_signature::EdgeIdentity;
+use crate::auth::{password, Caller};
+use crate::db::is_unique_violation;
 use crate::error::ApiError;
-use crate::http::body;
 use crate::http::freshness::{self, with_cache_control};
 use crate::http::models::*;
-use crate::repo::{is_unique_violation, UserRow};
-use crate::validation::path_uuid;
+use crate::users::UserRow;
+use crate::validation::{path_uuid, BodyInput};
 use crate::{clock, flags, AppState};
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -23,12 +21,8 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 #[utoipa::path(post, path = "/api/auth/signup", request_body = SignupIn,
     responses((status = 201, body = SignupOut), (status = 400, body = DetailOut), (status = 422)))]
-pub async fn signup(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    let input = SignupIn::validate(&body::read(&headers, &bytes)?)?;
+pub async fn signup(State(st): State<AppState>, input: BodyInput) -> Result<Response, ApiError> {
+    let input = SignupIn::validate(&input)?;
     let user = UserRow {
         id: uuid::Uuid::new_v4().to_string(),
         email: input.email,
@@ -58,10 +52,9 @@ pub async fn signup(
     responses((status = 200, body = TokenOut), (status = 400, body = DetailOut), (status = 422)))]
 pub async fn login(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    input: BodyInput,
 ) -> Result<Json<TokenOut>, ApiError> {
-    let input = LoginIn::validate(&body::read(&headers, &bytes)?)?;
+    let input = LoginIn::validate(&input)?;
     let found = st.db.credentials(&input.email).await?;
     // Unknown emails verify against a dummy hash so both paths cost one argon2 run.
     let (uid, phc) = match found {
@@ -86,15 +79,11 @@ pub async fn login(
 
 #[utoipa::path(get, path = "/api/user/profile", security(("bearer" = [])),
     responses((status = 200, body = ProfileOut), (status = 401, body = DetailOut), (status = 404, body = DetailOut)))]
-pub async fn profile(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    edge: Option<Extension<EdgeIdentity>>,
-) -> Result<Response, ApiError> {
-    let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+pub async fn profile(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let user = caller.user(&st.tokens)?;
     let row = st
-        .db
-        .user_by_email(&st.users, &user.sub)
+        .users
+        .by_email(&user.sub)
         .await?
         .ok_or(ApiError::http(StatusCode::NOT_FOUND, "User not found"))?;
     let out = Json(ProfileOut {
@@ -111,13 +100,13 @@ pub async fn get_user(
     State(st): State<AppState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
-    edge: Option<Extension<EdgeIdentity>>,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+    caller.user(&st.tokens)?;
     let id = path_uuid("user_id", &user_id)?;
     let row = st
-        .db
-        .user_by_id(&st.users, &id.to_string())
+        .users
+        .by_id(&id.to_string())
         .await?
         .ok_or(ApiError::http(StatusCode::NOT_FOUND, "User not found"))?;
     let row = UserRow::clone(&row);

@@ -4,6 +4,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Lives with the error type (it is FastAPI's error shape); re-exported here with the other
+/// bodies for the OpenAPI `responses` lists.
+pub use crate::error::DetailOut;
 use crate::json::Value;
 use crate::validation::{BodyInput, ErrorItem, ModelValidator};
 
@@ -185,9 +188,4 @@ pub struct SummaryOut {
 pub struct AnswerOut {
     pub answer: String,
     pub sources: usize,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DetailOut {
-    pub detail: String,
 }

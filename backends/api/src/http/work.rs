@@ -3,32 +3,28 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 
-use crate::auth;
-use crate::edge_signature::EdgeIdentity;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::body;
 use crate::http::freshness;
 use crate::http::models::*;
+use crate::validation::BodyInput;
 use crate::{clock, search, AppState};
 
 #[utoipa::path(post, path = "/api/process", request_body = ProcessIn, security(("bearer" = [])),
     responses((status = 200, body = StatusOut), (status = 401, body = DetailOut), (status = 422)))]
 pub async fn process(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    edge: Option<Extension<EdgeIdentity>>,
-    bytes: Bytes,
+    caller: Caller,
+    input: BodyInput,
 ) -> Result<Json<StatusOut>, ApiError> {
-    let input = body::read(&headers, &bytes)?;
-    auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+    caller.user(&st.tokens)?;
     let req = ProcessIn::validate(&input)?;
-    st.cache
+    st.payloads
         .put(format!("cache:{}", req.id), req.payload.to_compact());
     st.db.insert_item(req.dump_json()).await?;
     st.api_calls.fetch_add(1, Ordering::Relaxed);
@@ -39,12 +35,10 @@ pub async fn process(
     responses((status = 202, body = UploadOut), (status = 401, body = DetailOut), (status = 422)))]
 pub async fn upload(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    edge: Option<Extension<EdgeIdentity>>,
-    bytes: Bytes,
+    caller: Caller,
+    input: BodyInput,
 ) -> Result<Response, ApiError> {
-    let input = body::read(&headers, &bytes)?;
-    let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+    let user = caller.user(&st.tokens)?;
     let req = UploadIn::validate(&input)?;
     let key = format!("uploads/{}", uuid::Uuid::new_v4());
     // Content first, then the job: a job never points at content that is not stored.
@@ -65,12 +59,8 @@ pub async fn upload(
 
 #[utoipa::path(get, path = "/api/summaries", security(("bearer" = [])),
     responses((status = 200, body = [SummaryOut]), (status = 401, body = DetailOut)))]
-pub async fn summaries(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    edge: Option<Extension<EdgeIdentity>>,
-) -> Result<Response, ApiError> {
-    let user = auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+pub async fn summaries(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let user = caller.user(&st.tokens)?;
     // Checked before the list is read: a job that finishes in between only makes the answer
     // `no-store` needlessly, never a stale list cacheable.
     let changing = st.db.has_queued_jobs(&user.sub).await?;
@@ -96,12 +86,10 @@ pub async fn summaries(
     responses((status = 200, body = AnswerOut), (status = 401, body = DetailOut), (status = 422)))]
 pub async fn query(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    edge: Option<Extension<EdgeIdentity>>,
-    bytes: Bytes,
+    caller: Caller,
+    input: BodyInput,
 ) -> Result<Json<AnswerOut>, ApiError> {
-    let input = body::read(&headers, &bytes)?;
-    auth::current_user(&st.tokens, &headers, edge.as_deref())?;
+    caller.user(&st.tokens)?;
     let req = QueryIn::validate(&input)?;
     let docs = st.db.document_texts().await?;
     let answer = tokio::task::spawn_blocking(move || search::answer(&req.query, &docs))

@@ -16,16 +16,22 @@
 
 use std::time::{Duration, Instant};
 
-use fastly::cache::core::{CacheKey, Found, Transaction};
+use fastly::cache::core::{
+    CacheKey, Found, Transaction, TransactionInsertBuilder as InsertBuilder,
+};
 use fastly::http::StatusCode;
 use fastly::{Request, Response};
 
-use fastgate::cache::{self, CacheMode, CachePolicy, Freshness, Fwd, Lookup, Outcome, StoredMeta};
-use fastgate::gateway::{self, CacheRequest};
+use fastgate::cache::{
+    self, CacheMode, CacheOutcome, CachePolicy, Freshness, Fwd, Lookup, StoredMeta,
+};
+use fastgate::http::unix_now;
+use fastgate::plan::CacheRequest;
+use fastgate::problem::Problem;
 
-use super::forward::{NoOriginAnswered, Upstream};
-use super::telemetry::{log_event, micros, write_log, LogLine};
-use super::{problem_response, unix_now};
+use super::platform::{header, problem_response};
+use super::proxy::{NoOriginAnswered, Upstream};
+use super::telemetry::{log_event, micros, write_log, LogLine, Trace};
 
 /// Conditional request headers a client may send. On a request that can fill the cache
 /// they are replaced by the cache's own validators (or dropped): a 304 meant for the
@@ -38,138 +44,126 @@ const CLIENT_CONDITIONALS: [&str; 4] = [
 ];
 
 /// What the cache phase answered.
-pub(crate) struct Cached {
+pub(crate) struct Cached<'g> {
     pub response: Response,
     /// The `Cache-Status` field value.
     pub status: String,
     /// Work to do after the response is sent.
-    pub revalidation: Option<Revalidation>,
+    pub revalidation: Option<Revalidation<'g>>,
+}
+
+impl Cached<'_> {
+    /// An answer with nothing left to do after it is sent.
+    fn now(response: Response, status: String) -> Self {
+        Cached {
+            response,
+            status,
+            revalidation: None,
+        }
+    }
 }
 
 /// A stale entry this request is obliged to refresh, after the client has its answer.
-pub(crate) struct Revalidation {
+pub(crate) struct Revalidation<'g> {
     tx: Transaction,
     req: Request,
     meta: StoredMeta,
-    policy: CachePolicy,
+    policy: &'g CachePolicy,
     creq: CacheRequest,
-    upstream: Upstream,
+    upstream: Upstream<'g>,
 }
 
 /// Answers a request of a cached route: from the cache when a usable copy exists, else from
 /// the origin (storing the answer when allowed). `upstream` sends to the origin.
-pub(crate) fn through_cache(
-    mut req: Request,
-    policy: &CachePolicy,
+pub(crate) fn through_cache<'g>(
+    req: Request,
+    policy: &'g CachePolicy,
     creq: CacheRequest,
-    upstream: Upstream,
-    log: &mut LogLine<'_>,
-) -> Cached {
+    upstream: Upstream<'g>,
+    trace: &mut Trace,
+) -> Cached<'g> {
     if let Lookup::Forward { fwd, reason } = creq.lookup {
-        let response = upstream.send(req, log);
+        let response = upstream.send(req, trace);
         let status = forwarded_status(fwd, &response, false, 0, Some(reason));
-        return Cached {
-            response,
-            status,
-            revalidation: None,
-        };
+        return Cached::now(response, status);
     }
     let started = Instant::now();
     let tx = Transaction::lookup(CacheKey::from(creq.key.to_vec())).execute();
-    log.timings_us.cache = Some(micros(started));
+    trace.timings.cache = Some(micros(started));
     let tx = match tx {
         Ok(tx) => tx,
         Err(e) => {
             // The cache is an optimisation: when it fails, the origin still answers.
             log_event("cache_error", &format!("lookup: {e:?}"));
-            let response = upstream.send(req, log);
+            let response = upstream.send(req, trace);
             let status = forwarded_status(Fwd::Miss, &response, false, 0, Some("cache error"));
-            return Cached {
-                response,
-                status,
-                revalidation: None,
-            };
+            return Cached::now(response, status);
         }
     };
     let found = tx.found();
     let entry = found
         .as_ref()
         .and_then(|f| Some((f, StoredMeta::decode(&f.user_metadata())?)));
-    let obliged = tx.must_insert_or_update();
     let Some((found, meta)) = entry else {
-        // A miss. Holding the obligation, this request fills the entry for every waiter.
-        let fwd = match creq.lookup {
-            Lookup::Revalidate { .. } => Fwd::Request,
-            _ => Fwd::Miss,
+        let route = RouteCache {
+            policy,
+            creq: &creq,
+            upstream: &upstream,
         };
-        let client = ClientFacts::of(&req);
-        for name in CLIENT_CONDITIONALS {
-            req.remove_header(name);
-        }
-        let Ok(response) = upstream.try_send(req, log) else {
-            // Every backend failed and nothing is cached to fall back on.
-            drop(tx);
-            let p = gateway::origin_unavailable(&upstream.request_id);
-            let response = problem_response(&p).with_header("retry-after", "5");
-            let status = cache::cache_status(
-                Outcome::Forward {
-                    fwd,
-                    stored: false,
-                    fwd_status: None,
-                },
-                0,
-                Some("origin unavailable"),
-            );
-            return Cached {
-                response,
-                status,
-                revalidation: None,
-            };
-        };
-        let tx = obliged.then_some(tx);
-        let (response, status) = store_forwarded(tx, response, policy, &creq, &client, fwd);
-        return Cached {
-            response,
-            status,
-            revalidation: None,
-        };
+        return miss(tx, req, route, trace);
     };
+    let found_entry = FoundEntry { tx, found, meta };
+    serve_found(found_entry, req, policy, creq, upstream, trace)
+}
+
+/// An entry the lookup found, with the transaction that may hold the update obligation.
+struct FoundEntry<'f> {
+    tx: Transaction,
+    found: &'f Found,
+    meta: StoredMeta,
+}
+
+/// Answers from a found entry: fresh, stale within stale-while-revalidate (refreshed
+/// after the answer), or revalidated with the origin first.
+fn serve_found<'g>(
+    entry: FoundEntry<'_>,
+    req: Request,
+    policy: &'g CachePolicy,
+    creq: CacheRequest,
+    upstream: Upstream<'g>,
+    trace: &mut Trace,
+) -> Cached<'g> {
+    let FoundEntry { tx, found, meta } = entry;
     let age = found.age().as_secs();
     let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
     let servable = cache::may_serve(creq.lookup, meta.shareable);
+    let obliged = tx.must_insert_or_update();
+    let client = ClientFacts::of(&req);
     match freshness {
         Freshness::Fresh { ttl_left_s } if servable => {
             if obliged {
                 let _ = tx.cancel_insert_or_update();
             }
             let ttl_left = i64::try_from(ttl_left_s).unwrap_or(i64::MAX);
-            let response = answer_from(found, &meta, age, &ClientFacts::of(&req), policy, ttl_left);
-            Cached {
-                response,
-                status: cache::cache_status(Outcome::Hit, ttl_left, None),
-                revalidation: None,
-            }
+            let response = answer_from(found, &meta, age, &client, policy, ttl_left);
+            let status = cache::cache_status(CacheOutcome::Hit, ttl_left, None);
+            Cached::now(response, status)
         }
         Freshness::StaleServable { ttl_left_s } if servable => {
-            let response = answer_from(
-                found,
-                &meta,
-                age,
-                &ClientFacts::of(&req),
-                policy,
-                ttl_left_s,
-            );
+            let response = answer_from(found, &meta, age, &client, policy, ttl_left_s);
+            let outcome = CacheOutcome::StaleWhileRevalidate;
+            let status = cache::cache_status(outcome, ttl_left_s, None);
             let revalidation = obliged.then(|| Revalidation {
                 tx,
                 req,
                 meta,
-                policy: policy.clone(),
+                policy,
                 creq,
                 upstream,
             });
             Cached {
                 response,
-                status: cache::cache_status(Outcome::StaleWhileRevalidate, ttl_left_s, None),
+                status,
                 revalidation,
             }
         }
@@ -177,7 +171,7 @@ pub(crate) fn through_cache(
             // Stale beyond serving (or not servable to this request): ask the origin,
             // conditionally when this request may update the entry.
             let tx = obliged.then_some(tx);
-            let entry = StaleEntry {
+            let stale = StaleEntry {
                 found,
                 meta: &meta,
                 age,
@@ -188,17 +182,45 @@ pub(crate) fn through_cache(
                 creq: &creq,
                 upstream: &upstream,
             };
-            let response = revalidate(tx, req, entry, route, log);
-            Cached {
-                response: response.0,
-                status: response.1,
-                revalidation: None,
-            }
+            revalidate(tx, req, stale, route, trace)
         }
     }
 }
 
-impl Revalidation {
+/// A miss. Holding the obligation, this request fills the entry for every waiter.
+fn miss<'g>(
+    tx: Transaction,
+    mut req: Request,
+    route: RouteCache<'_, '_>,
+    trace: &mut Trace,
+) -> Cached<'g> {
+    let fwd = match route.creq.lookup {
+        Lookup::Revalidate { .. } => Fwd::Request,
+        _ => Fwd::Miss,
+    };
+    let client = ClientFacts::of(&req);
+    for name in CLIENT_CONDITIONALS {
+        req.remove_header(name);
+    }
+    let obliged = tx.must_insert_or_update();
+    let Ok(response) = route.upstream.try_send(req, trace) else {
+        // Every backend failed and nothing is cached to fall back on.
+        drop(tx);
+        let p = Problem::origin_unavailable(&route.upstream.request_id);
+        let response = problem_response(&p).with_header("retry-after", "5");
+        let outcome = CacheOutcome::Forward {
+            fwd,
+            stored: false,
+            fwd_status: None,
+        };
+        let status = cache::cache_status(outcome, 0, Some("origin unavailable"));
+        return Cached::now(response, status);
+    };
+    let tx = obliged.then_some(tx);
+    store_forwarded(tx, response, route, &client, fwd)
+}
+
+impl Revalidation<'_> {
     /// Refreshes the stale entry (conditionally where it has a validator) and logs one line
     /// for it; runs after the client's response has been sent.
     pub(crate) fn run(self, log_endpoint: Option<&str>) {
@@ -212,10 +234,8 @@ impl Revalidation {
             upstream,
         } = self;
         let method = req.get_method_str().to_owned();
-        let mut log = LogLine::new(&upstream.request_id, method);
-        log.route = Some(&upstream.forward.route_id);
-        let found = tx.found();
-        let (status, code) = match found {
+        let mut trace = Trace::default();
+        let (status, code) = match tx.found() {
             Some(found) => {
                 let age = found.age().as_secs();
                 let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
@@ -226,22 +246,26 @@ impl Revalidation {
                     freshness,
                 };
                 let route = RouteCache {
-                    policy: &policy,
+                    policy,
                     creq: &creq,
                     upstream: &upstream,
                 };
-                let (resp, status) = revalidate(Some(tx), req, entry, route, &mut log);
-                (status, resp.get_status().as_u16())
+                let cached = revalidate(Some(tx), req, entry, route, &mut trace);
+                (cached.status, cached.response.get_status().as_u16())
             }
             None => (String::from("entry gone"), 0),
         };
-        log.event = Some("revalidate");
-        log.cache = status;
-        log.status = code;
-        log.timings_us.total = micros(started);
+        trace.timings.total = micros(started);
+        let line = LogLine {
+            event: Some("revalidate"),
+            route: Some(&upstream.plan.route.id),
+            cache: status,
+            status: code,
+            ..LogLine::new(&upstream.request_id, method, &trace)
+        };
         write_log(
             log_endpoint,
-            &serde_json::to_string(&log).unwrap_or_default(),
+            &serde_json::to_string(&line).unwrap_or_default(),
         );
     }
 }
@@ -250,142 +274,151 @@ impl Revalidation {
 /// request carries the entry's validators, a matching 304 freshens the entry in place and
 /// a full answer replaces it. A failed origin is answered with the stale copy while it is
 /// inside its stale-if-error window.
-fn revalidate(
+fn revalidate<'g>(
     tx: Option<Transaction>,
     mut req: Request,
     entry: StaleEntry<'_>,
-    route: RouteCache<'_>,
-    log: &mut LogLine<'_>,
-) -> (Response, String) {
-    let StaleEntry {
-        found,
-        meta,
-        age,
-        freshness,
-    } = entry;
-    let RouteCache {
-        policy,
-        creq,
-        upstream,
-    } = route;
+    route: RouteCache<'_, '_>,
+    trace: &mut Trace,
+) -> Cached<'g> {
     let client = ClientFacts::of(&req);
     for name in CLIENT_CONDITIONALS {
         req.remove_header(name);
     }
     let conditional = tx.is_some();
     if conditional {
-        for (name, value) in cache::conditional_headers(&meta.headers) {
+        for (name, value) in cache::conditional_headers(&entry.meta.headers) {
             req.set_header(name, value);
         }
     }
-    let answer = upstream.try_send(req, log);
+    let answer = route.upstream.try_send(req, trace);
     let code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
     if let (true, 304, Ok(response)) = (conditional, code, &answer) {
         let headers = header_pairs(response);
-        if cache::not_modified_matches(&meta.headers, &headers) {
-            let refs: Vec<(&str, &str)> = headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            let merged = meta.refreshed(&refs, meta);
-            let merged_refs: Vec<(&str, &str)> = merged
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            let verdict = cache::storability(
-                meta.status,
-                &merged_refs,
-                policy,
-                client.had_authorization,
-                unix_now(),
-            );
-            let (refreshed, stored) = match (verdict, tx) {
-                (
-                    cache::Storable::Yes {
-                        ttl_s,
-                        stale_while_revalidate_s,
-                        stale_if_error_s,
-                        shareable_with_authorization,
-                        ..
-                    },
-                    Some(tx),
-                ) => {
-                    let refreshed = StoredMeta {
-                        ttl_s,
-                        swr_s: stale_while_revalidate_s,
-                        sie_s: stale_if_error_s,
-                        shareable: shareable_with_authorization,
-                        ..merged
-                    };
-                    let updated = tx
-                        .update(Duration::from_secs(ttl_s))
-                        .age(Duration::ZERO)
-                        .stale_while_revalidate(Duration::from_secs(refreshed.stale_window_s()))
-                        .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
-                        .user_metadata(refreshed.encode().into())
-                        .execute();
-                    if let Err(e) = &updated {
-                        log_event("cache_error", &format!("update: {e:?}"));
-                    }
-                    (refreshed, updated.is_ok())
-                }
-                (_, tx) => {
-                    if let Some(tx) = tx {
-                        let _ = tx.cancel_insert_or_update();
-                    }
-                    (merged, false)
-                }
-            };
-            let ttl_left = i64::try_from(refreshed.ttl_s).unwrap_or(i64::MAX);
-            let response = answer_from(found, &refreshed, 0, &client, policy, ttl_left);
-            let status = cache::cache_status(
-                Outcome::Forward {
-                    fwd: Fwd::Stale,
-                    stored,
-                    fwd_status: Some(304),
-                },
-                ttl_left,
-                None,
-            );
-            return (response, status);
+        if cache::not_modified_matches(&entry.meta.headers, &headers) {
+            return refresh_in_place(tx, &headers, &entry, route.policy, route.creq, &client);
         }
     }
     // RFC 5861 §4: no answer at all (counted as 502), or one of these statuses, lets a
     // copy inside its stale-if-error window answer instead.
+    let meta = entry.meta;
     let origin_failed = matches!(code, 500 | 502 | 503 | 504);
-    let within_error_window = age < meta.ttl_s.saturating_add(meta.sie_s);
+    let within_error_window = entry.age < meta.ttl_s.saturating_add(meta.sie_s);
     let shareable =
-        policy.mode == CacheMode::PerUser || !client.had_authorization || meta.shareable;
+        route.policy.mode == CacheMode::PerUser || !client.had_authorization || meta.shareable;
     if origin_failed && within_error_window && shareable {
         if let Some(tx) = tx {
             let _ = tx.cancel_insert_or_update();
         }
-        let ttl_left = freshness.ttl_left_s();
-        let response = answer_from(found, meta, age, &client, policy, ttl_left);
-        let detail = format!("origin answered {code}");
-        return (
-            response,
-            cache::cache_status(Outcome::StaleIfError, ttl_left, Some(&detail)),
+        let ttl_left = entry.freshness.ttl_left_s();
+        let response = answer_from(
+            entry.found,
+            meta,
+            entry.age,
+            &client,
+            route.policy,
+            ttl_left,
         );
+        let detail = format!("origin answered {code}");
+        let status = cache::cache_status(CacheOutcome::StaleIfError, ttl_left, Some(&detail));
+        return Cached::now(response, status);
     }
     let response = answer.unwrap_or_else(|NoOriginAnswered| {
-        problem_response(&gateway::bad_gateway(&upstream.request_id, &log.attempts))
+        problem_response(&Problem::bad_gateway(
+            &route.upstream.request_id,
+            &trace.attempts,
+        ))
     });
-    store_forwarded(tx, response, policy, creq, &client, Fwd::Stale)
+    store_forwarded(tx, response, route, &client, Fwd::Stale)
+}
+
+/// A 304 that matches the stored entry: merge its headers into the entry and, holding the
+/// obligation, freshen the entry in place (no body re-sent); answer from it either way.
+fn refresh_in_place<'g>(
+    tx: Option<Transaction>,
+    headers: &[(String, String)],
+    entry: &StaleEntry<'_>,
+    policy: &CachePolicy,
+    creq: &CacheRequest,
+    client: &ClientFacts,
+) -> Cached<'g> {
+    let meta = entry.meta;
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let merged = meta.refreshed(&refs, meta);
+    let merged_refs: Vec<(&str, &str)> = merged
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let now = unix_now();
+    let verdict = cache::storability(
+        meta.status,
+        &merged_refs,
+        policy,
+        client.had_authorization,
+        now,
+    );
+    let (refreshed, stored) = match (verdict, tx) {
+        (
+            cache::Storable::Yes {
+                ttl_s,
+                stale_while_revalidate_s,
+                stale_if_error_s,
+                shareable_with_authorization,
+                ..
+            },
+            Some(tx),
+        ) => {
+            let refreshed = StoredMeta {
+                ttl_s,
+                swr_s: stale_while_revalidate_s,
+                sie_s: stale_if_error_s,
+                shareable: shareable_with_authorization,
+                ..merged
+            };
+            let updated = tx
+                .update(Duration::from_secs(ttl_s))
+                .age(Duration::ZERO)
+                .stale_while_revalidate(Duration::from_secs(refreshed.stale_window_s()))
+                .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
+                .user_metadata(refreshed.encode().into())
+                .execute();
+            if let Err(e) = &updated {
+                log_event("cache_error", &format!("update: {e:?}"));
+            }
+            (refreshed, updated.is_ok())
+        }
+        (_, tx) => {
+            if let Some(tx) = tx {
+                let _ = tx.cancel_insert_or_update();
+            }
+            (merged, false)
+        }
+    };
+    let ttl_left = i64::try_from(refreshed.ttl_s).unwrap_or(i64::MAX);
+    let response = answer_from(entry.found, &refreshed, 0, client, policy, ttl_left);
+    let outcome = CacheOutcome::Forward {
+        fwd: Fwd::Stale,
+        stored,
+        fwd_status: Some(304),
+    };
+    Cached::now(response, cache::cache_status(outcome, ttl_left, None))
 }
 
 /// [`store`]s an origin's answer and says so: the `Cache-Status` of a forwarded request,
 /// and a stored `per_user` answer leaves `private`.
-fn store_forwarded(
+fn store_forwarded<'g>(
     tx: Option<Transaction>,
     response: Response,
-    policy: &CachePolicy,
-    creq: &CacheRequest,
+    route: RouteCache<'_, '_>,
     client: &ClientFacts,
     fwd: Fwd,
-) -> (Response, String) {
-    let (mut response, stored) = store(tx, response, policy, creq, client);
+) -> Cached<'g> {
+    let policy = route.policy;
+    let (mut response, stored) = store(tx, response, policy, route.creq, client);
     let (ttl_left, detail) = match &stored {
         Ok(ttl) => (i64::try_from(*ttl).unwrap_or(i64::MAX), None),
         Err(reason) => (0, Some(*reason)),
@@ -394,7 +427,7 @@ fn store_forwarded(
         client_cache_control(&mut response, policy, ttl_left);
     }
     let status = forwarded_status(fwd, &response, stored.is_ok(), ttl_left, detail);
-    (response, status)
+    Cached::now(response, status)
 }
 
 /// A stored entry that may not be served as it is, as the lookup found it.
@@ -407,10 +440,11 @@ struct StaleEntry<'a> {
 
 /// The route's side of a cache decision: its policy, this request's cache plan, and how to
 /// reach the origin.
-struct RouteCache<'a> {
+#[derive(Clone, Copy)]
+struct RouteCache<'a, 'g> {
     policy: &'a CachePolicy,
     creq: &'a CacheRequest,
-    upstream: &'a Upstream,
+    upstream: &'a Upstream<'g>,
 }
 
 /// What the answer depends on from the request, kept once the request itself is sent.
@@ -425,7 +459,7 @@ impl ClientFacts {
         ClientFacts {
             is_head: req.get_method_str() == "HEAD",
             had_authorization: req.contains_header("authorization"),
-            if_none_match: req.get_header_str("if-none-match").map(str::to_owned),
+            if_none_match: header(req, "if-none-match").map(str::to_owned),
         }
     }
 }
@@ -517,22 +551,14 @@ fn store(
         stale_if_error_s,
         shareable_with_authorization,
     );
-    let inserted = tx
+    let insert = tx
         .insert(Duration::from_secs(ttl_s))
         .initial_age(Duration::from_secs(initial_age_s))
         .stale_while_revalidate(Duration::from_secs(meta.stale_window_s()))
         .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
         .user_metadata(meta.encode().into())
-        .known_length(body.len() as u64)
-        .sensitive_data(policy.mode == CacheMode::PerUser)
-        .execute()
-        .map_err(|e| format!("insert: {e}"))
-        .and_then(|mut sink| {
-            use std::io::Write;
-            sink.write_all(&body)
-                .and_then(|()| sink.finish())
-                .map_err(|e| format!("writing the body: {e}"))
-        });
+        .sensitive_data(policy.mode == CacheMode::PerUser);
+    let inserted = insert_body(insert, &body);
     response.set_body(body);
     response.remove_header("age");
     if initial_age_s > 0 {
@@ -545,6 +571,18 @@ fn store(
             (response, Err("insert failed"))
         }
     }
+}
+
+/// Writes the body of a new entry, known length first so waiters can stream it.
+fn insert_body(insert: InsertBuilder, body: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut sink = insert
+        .known_length(body.len() as u64)
+        .execute()
+        .map_err(|e| format!("insert: {e}"))?;
+    sink.write_all(body)
+        .and_then(|()| sink.finish())
+        .map_err(|e| format!("writing the body: {e}"))
 }
 
 /// Purges the surrogate keys a successful write names, before its response returns, so a
@@ -575,7 +613,7 @@ fn forwarded_status(
     detail: Option<&str>,
 ) -> String {
     cache::cache_status(
-        Outcome::Forward {
+        CacheOutcome::Forward {
             fwd,
             stored,
             fwd_status: Some(response.get_status().as_u16()),

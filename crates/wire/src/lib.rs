@@ -1,0 +1,49 @@
+//! The contract between fastgate's edge and its origin, defined once.
+//!
+//! The edge verifies the caller and forwards what it verified as `Fastgate-Identity`, with
+//! the evaluated `Fastgate-Flags`, under an RFC 9421 HTTP Message Signature (`hmac-sha256`
+//! with a shared key). The origin trusts that identity only after recomputing the same
+//! signature. Both sides must therefore build the same bytes from the same request: one
+//! header name spelled differently, one component in another order, one claim encoded
+//! another way, and either every request fails or, worse, the origin accepts something the
+//! edge never vouched for. So nothing here is written twice: the edge signs and the origin
+//! verifies through these modules, and [`test_vector`] pins one exact signature that both
+//! sides' tests check.
+//!
+//! On the wire:
+//!
+//! ```text
+//! Fastgate-Identity: <base64url, no padding, of the compact JSON claims; `e30` ({}) when anonymous>
+//! Fastgate-Flags: <name=value,...; may be empty>
+//! X-Request-Id: <request id>
+//! Signature-Input: fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=<unix s>;expires=<unix s>;keyid="<kid>";alg="hmac-sha256"
+//! Signature: fastgate=:<standard base64, padded, of HMAC-SHA256(secret, signature base)>:
+//! ```
+//!
+//! - [`headers`]: the header names and the signature label.
+//! - [`base`]: the covered components and the signature base (RFC 9421 §2.5).
+//! - [`params`]: the signature parameters, the algorithm and the validity window.
+//! - [`signature`]: the HMAC over the base, producing and checking the header values.
+//! - [`identity`]: the `Fastgate-Identity` codec.
+//!
+//! The functions the edge calls are `#[inline]`, and so is the decoder only the origin
+//! calls: that compiles each into its caller's crate, as when this code lived in the edge,
+//! and keeps the edge's Wasm (its cold start) the size it was. Measured without them: about
+//! 3 KB more, most of it a JSON decoder the edge never runs.
+
+pub mod base;
+pub mod headers;
+pub mod identity;
+pub mod params;
+pub mod signature;
+#[doc(hidden)]
+pub mod test_vector;
+
+pub use base::{signature_base, Signed, COVERED_COMPONENTS};
+pub use headers::{
+    FLAGS_HEADER, IDENTITY_HEADER, LABEL, REQUEST_ID_HEADER, SIGNATURE_HEADER,
+    SIGNATURE_INPUT_HEADER,
+};
+pub use identity::{Claims, EdgeIdentity, IdentityError, ANONYMOUS_IDENTITY};
+pub use params::{unix_now, Params, ALGORITHM, CLOCK_SKEW_SECS, LIFETIME_SECS, MAX_WINDOW_SECS};
+pub use signature::{sign, signature_value, verify, MacMismatch, SignatureHeaders};

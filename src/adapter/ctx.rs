@@ -1,0 +1,76 @@
+//! The one context a request carries through the adapter's phases. Each phase reads what
+//! earlier phases learned and records what later ones (and the response filter and the
+//! log line) need, so no phase passes its findings out through parameters.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use fastgate::auth::Verified;
+use fastgate::geo::{ClientGeo, GeoLevel};
+use fastgate::plan::{Gateway, PlanCtx};
+use fastgate::ratelimit::{RateLimitSpec, Verdict};
+use fastgate::route::Route;
+
+use super::core_cache::Revalidation;
+use super::telemetry::Trace;
+
+pub(crate) struct Ctx<'g> {
+    pub gateway: &'g Gateway,
+    pub started: Instant,
+    /// The `Fastgate-Config` value: which config answered (version, hash, source).
+    pub config_header: String,
+    pub method: String,
+    pub client_ip: Option<IpAddr>,
+    pub geo: ClientGeo,
+    /// What the planning phases learned: request id, route, CORS headers.
+    pub plan: PlanCtx<'g>,
+    /// The matched route, once the request is on its way to the origin.
+    pub route: Option<&'g Route>,
+    pub geo_level: Option<GeoLevel>,
+    /// The verified caller, once authenticate admitted the request.
+    pub verified: Option<Verified>,
+    /// Why authentication failed (the problem detail; never the token).
+    pub auth_failure: Option<String>,
+    /// The rate limit this request was counted against, and the verdict.
+    pub limit: Option<(&'g RateLimitSpec, Verdict)>,
+    /// The `Fastgate-Flags` value for this caller.
+    pub flags: String,
+    /// The `Cache-Status` value, once the cache phase ran.
+    pub cache_status: Option<String>,
+    /// Backends tried and phase timings, for the log line and `Server-Timing`.
+    pub trace: Trace,
+    /// Work that waits until the client has its answer (a stale entry's refresh).
+    pub deferred: Option<Revalidation<'g>>,
+}
+
+impl<'g> Ctx<'g> {
+    pub fn new(gateway: &'g Gateway, started: Instant, config_header: String) -> Self {
+        Ctx {
+            gateway,
+            started,
+            config_header,
+            method: String::new(),
+            client_ip: None,
+            geo: ClientGeo::default(),
+            plan: PlanCtx {
+                request_id: String::new(),
+                route_id: None,
+                cors_headers: Vec::new(),
+            },
+            route: None,
+            geo_level: None,
+            verified: None,
+            auth_failure: None,
+            limit: None,
+            flags: String::new(),
+            cache_status: None,
+            trace: Trace::default(),
+            deferred: None,
+        }
+    }
+
+    /// The verified subject, the key of per-user limits, caches and purges.
+    pub fn subject(&self) -> Option<&str> {
+        self.verified.as_ref().map(|v| v.sub.as_str())
+    }
+}

@@ -1,0 +1,167 @@
+//! Platform reads every phase may need: the config (embedded, or the ops override in the
+//! Config Store), Secret Store entries, the client's request as plain facts (raw URI,
+//! headers read as bytes, geolocation), and the problem+json response.
+
+use std::net::IpAddr;
+
+use fastly::geo::geo_lookup;
+use fastly::http::StatusCode;
+use fastly::{ConfigStore, Request, Response, SecretStore};
+
+use fastgate::config;
+use fastgate::geo::ClientGeo;
+use fastgate::plan::{Gateway, RequestFacts};
+use fastgate::problem::{self, Problem};
+use fastgate::request_id;
+
+use super::telemetry::log_event;
+use super::Early;
+
+/// Config Store and key that hold an ops override of the embedded config.
+const CONFIG_STORE: &str = "fastgate_config";
+const CONFIG_KEY: &str = "config";
+/// Config Store key with flag overrides (`{"new_schema": {"enabled": true}}`).
+const FLAGS_KEY: &str = "flags";
+/// Secret Store with the JWT HMAC keys and the identity signing key.
+pub(crate) const SECRET_STORE: &str = "fastgate_secrets";
+
+/// The gateway for this request and its `Fastgate-Config` value.
+pub(crate) struct Loaded {
+    pub gateway: Gateway,
+    pub header: String,
+}
+
+/// Loads the config in force. A rejected override is logged and the embedded config
+/// answers; an embedded config that fails is a build defect (unit tests validate it), so
+/// the client gets a 500 problem.
+pub(crate) fn load_gateway() -> Result<Loaded, Early> {
+    let store = ConfigStore::try_open(CONFIG_STORE).ok();
+    let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
+    let loaded =
+        config::load(entry(CONFIG_KEY).as_deref(), entry(FLAGS_KEY).as_deref()).map_err(|e| {
+            log_event("config_invalid", &e.to_string());
+            Early(problem_response(
+                &Problem::internal(&request_id::generate()),
+            ))
+        })?;
+    if let Some(e) = &loaded.rejected_override {
+        log_event("config_override_rejected", &e.to_string());
+    }
+    if let Some(e) = &loaded.rejected_flags {
+        log_event("flags_override_rejected", &e.to_string());
+    }
+    let header = format!(
+        "{}; hash={}; source={}",
+        loaded.config.version,
+        loaded.config.hash,
+        loaded.source.as_str()
+    );
+    Ok(Loaded {
+        gateway: Gateway::new(loaded.config),
+        header,
+    })
+}
+
+/// A header's value as text; `None` when absent or not UTF-8, so no client byte can make
+/// the edge panic (the SDK's `get_header_str` does on non-UTF-8 values).
+pub(crate) fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.get_header(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// The client's location, for the geo map and flags.
+pub(crate) fn client_geo(ip: Option<IpAddr>) -> ClientGeo {
+    ip.and_then(geo_lookup)
+        .map(|g| ClientGeo {
+            country: Some(g.country_code().to_ascii_uppercase()),
+            continent: Some(g.continent().as_code().to_owned()),
+        })
+        .unwrap_or_default()
+}
+
+/// The request as the planning phases see it. `raw_uri` is the target as sent.
+pub(crate) fn request_facts<'r>(
+    req: &'r Request,
+    raw_uri: Option<&'r str>,
+    client_ip: Option<IpAddr>,
+    geo: &ClientGeo,
+) -> RequestFacts<'r> {
+    let (path, query) = match raw_uri {
+        Some(uri) => fastgate::path::split_target(uri),
+        None => (req.get_path(), req.get_query_str()),
+    };
+    RequestFacts {
+        method: req.get_method_str(),
+        path,
+        query,
+        headers: req
+            .get_headers()
+            .map(|(n, v)| (n.as_str(), std::str::from_utf8(v.as_bytes()).unwrap_or("")))
+            .collect(),
+        client_ip,
+        tls: req.get_tls_protocol_bytes().is_some(),
+        geo: geo.clone(),
+    }
+}
+
+/// The request target exactly as the client sent it. `Request::get_path` comes from a
+/// parsed `Url`, which has already resolved `..` segments; routing on that would let
+/// `/v1/../admin` reach a route the client never named. The raw URI lets the library
+/// refuse traversal instead of silently reinterpreting it.
+pub(crate) fn raw_uri(req: &Request) -> Option<String> {
+    let (handle, _) = req.as_handles();
+    let mut buf = vec![0u8; 8192];
+    let mut written = 0usize;
+    // SAFETY: `uri_get` writes at most `buf.len()` bytes into `buf` and reports how
+    // many in `written`; the handle is the live client request's.
+    let status = unsafe {
+        fastly_sys::fastly_http_req::uri_get(
+            handle.as_u32(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut written,
+        )
+    };
+    if !status.is_ok() || written > buf.len() {
+        return None;
+    }
+    buf.truncate(written);
+    String::from_utf8(buf).ok()
+}
+
+/// A Secret Store entry's bytes.
+pub(crate) fn secret(store: &SecretStore, name: &str) -> Option<Vec<u8>> {
+    store
+        .try_get(name)
+        .ok()
+        .flatten()
+        .map(|s| s.plaintext().to_vec())
+}
+
+/// An edge error as RFC 9457 problem+json, never stored by any cache.
+pub(crate) fn problem_response(p: &Problem) -> Response {
+    Response::from_status(StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY))
+        .with_header("content-type", problem::CONTENT_TYPE)
+        .with_header("cache-control", "no-store")
+        .with_body(p.to_json())
+}
+
+/// Adds `tokens` to `Vary` without dropping what the origin already varies on.
+pub(crate) fn append_vary(resp: &mut Response, tokens: &str) {
+    let existing = resp
+        .get_header("vary")
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut merged: Vec<String> = existing
+        .split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for token in tokens.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !merged.iter().any(|m| m.eq_ignore_ascii_case(token)) {
+            merged.push(token.to_owned());
+        }
+    }
+    resp.set_header("vary", merged.join(", "));
+}

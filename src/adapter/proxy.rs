@@ -1,0 +1,243 @@
+//! The proxy phase's platform side: sign the identity for the origin (RFC 9421), then
+//! send to the healthiest preferred backend within the failover policy's attempts, timeouts
+//! and deadline, marking failed backends down for later requests.
+
+use std::time::{Duration, Instant};
+
+use fastly::http::request::SendErrorCause;
+use fastly::{Request, Response, SecretStore};
+
+use fastgate::failover::{self, AttemptOutcome};
+use fastgate::identity;
+use fastgate::plan::ForwardPlan;
+use fastgate::problem::Problem;
+
+use super::health::{self, Health};
+use super::platform::{problem_response, secret, SECRET_STORE};
+use super::telemetry::{log_event, Trace};
+
+/// Secret Store entries with the identity signing key and its id.
+const IDENTITY_KEY: &str = "identity_signing_key";
+const IDENTITY_KEY_ID: &str = "identity_key_id";
+
+/// The identity signing key, read once per request by the sign phase.
+pub(crate) struct Signer {
+    key: Vec<u8>,
+    key_id: String,
+}
+
+impl Signer {
+    /// The key from the Secret Store; `None` (and a log line) when it is not there.
+    pub fn from_secret_store() -> Option<Self> {
+        let store = SecretStore::open(SECRET_STORE).ok();
+        let key = store
+            .as_ref()
+            .and_then(|s| Some((secret(s, IDENTITY_KEY)?, secret(s, IDENTITY_KEY_ID)?)));
+        let Some((key, key_id)) = key else {
+            log_event("identity_key_missing", SECRET_STORE);
+            return None;
+        };
+        let key_id = String::from_utf8_lossy(&key_id).into_owned();
+        Some(Signer { key, key_id })
+    }
+}
+
+/// Everything the proxy phase needs, so the same request can be sent again after the
+/// client has its answer (a stale-while-revalidate refresh).
+pub(crate) struct Upstream<'g> {
+    pub plan: ForwardPlan<'g>,
+    pub identity: String,
+    pub flags: String,
+    pub request_id: String,
+    pub signer: Signer,
+}
+
+/// Every candidate backend failed (the attempts are in the trace).
+pub(crate) struct NoOriginAnswered;
+
+impl Upstream<'_> {
+    /// Signs and sends `req` (already carrying any cache-added headers) with failover;
+    /// when no backend answers, the 502 problem.
+    pub fn send(&self, req: Request, trace: &mut Trace) -> Response {
+        self.try_send(req, trace)
+            .unwrap_or_else(|NoOriginAnswered| {
+                problem_response(&Problem::bad_gateway(&self.request_id, &trace.attempts))
+            })
+    }
+
+    /// As [`Upstream::send`], but says when no backend answered, so a caller with another
+    /// answer (a cached copy, or a 503 for a cached route) can give it instead.
+    pub fn try_send(&self, req: Request, trace: &mut Trace) -> Result<Response, NoOriginAnswered> {
+        let req = self.prepare(req);
+        let mut probes = Vec::new();
+        let failover = self.plan.failover;
+        let candidates = failover::order(
+            self.plan.backends,
+            |b| match health::health(b) {
+                Health::Up => false,
+                Health::Down => true,
+                Health::Probe => {
+                    probes.push(b.to_owned());
+                    false
+                }
+            },
+            failover.max_attempts,
+        );
+        let deadline = Instant::now() + Duration::from_millis(failover.deadline_ms);
+        let attempts = Attempts {
+            upstream: self,
+            probes: &probes,
+            deadline,
+        };
+        attempts.run(req, &candidates, trace)
+    }
+
+    /// The request as the origin gets it: headers sanitized, path and query rewritten,
+    /// and the identity signed over exactly what goes upstream (read back from it).
+    fn prepare(&self, mut req: Request) -> Request {
+        let plan = &self.plan;
+        for name in &plan.headers.remove {
+            req.remove_header(name.as_str());
+        }
+        for (name, value) in &plan.headers.set {
+            req.set_header(*name, value.as_str());
+        }
+        req.set_path(&plan.path);
+        match &plan.query {
+            Some(q) => req.set_query_str(q),
+            None => req.remove_query(),
+        }
+        let signed = identity::Signed {
+            method: req.get_method_str(),
+            path: req.get_path(),
+            query: req.get_query_str(),
+            identity: &self.identity,
+            flags: &self.flags,
+            request_id: &self.request_id,
+        };
+        let now = fastgate::http::unix_now();
+        let (input, signature) =
+            identity::sign(&signed, &self.signer.key, &self.signer.key_id, now);
+        req.set_header(identity::IDENTITY_HEADER, self.identity.as_str());
+        req.set_header(identity::FLAGS_HEADER, self.flags.as_str());
+        req.set_header(identity::SIGNATURE_INPUT_HEADER, input);
+        req.set_header(identity::SIGNATURE_HEADER, signature);
+        req
+    }
+}
+
+/// One request's walk down its candidate backends.
+struct Attempts<'a, 'g> {
+    upstream: &'a Upstream<'g>,
+    /// Backends this request was elected to probe (their down-mark expired).
+    probes: &'a [String],
+    deadline: Instant,
+}
+
+impl Attempts<'_, '_> {
+    /// Tries each candidate in turn, as far as the failover policy allows.
+    fn run(
+        &self,
+        req: Request,
+        candidates: &[String],
+        trace: &mut Trace,
+    ) -> Result<Response, NoOriginAnswered> {
+        let method = req.get_method_str().to_owned();
+        let mut pending = Some(req);
+        for (i, backend) in candidates.iter().enumerate() {
+            let last = i + 1 == candidates.len();
+            // Every attempt but the last sends a copy, keeping the body for the next one.
+            let attempt = match (last, pending.as_mut()) {
+                (false, Some(req)) => req.clone_with_body(),
+                (true, Some(_)) => pending.take().expect("checked by the match"),
+                (_, None) => break,
+            };
+            trace.attempts.push(backend.clone());
+            let (outcome, resp) = self.attempt(attempt, backend);
+            let retry =
+                !last && failover::may_retry(&method, outcome) && Instant::now() < self.deadline;
+            match resp {
+                _ if retry => continue,
+                Some(resp) => {
+                    trace.backend = Some(backend.clone());
+                    return Ok(resp);
+                }
+                None => break,
+            }
+        }
+        Err(NoOriginAnswered)
+    }
+
+    /// One send to one backend, with the backend's shared health updated by its outcome.
+    fn attempt(&self, req: Request, backend: &str) -> (AttemptOutcome, Option<Response>) {
+        let plan = &self.upstream.plan;
+        let budget = self.deadline.saturating_duration_since(Instant::now());
+        let timeout = Duration::from_millis(plan.attempt_timeout_ms).min(budget);
+        let (outcome, resp) = match send_with_timeout(req, backend, timeout) {
+            Ok(resp) => (
+                AttemptOutcome::Answered(resp.get_status().as_u16()),
+                Some(resp),
+            ),
+            Err(AttemptError::Send(e)) => {
+                log_event("backend_error", &format!("{backend}: {}", e.root_cause()));
+                (classify(e.root_cause()), None)
+            }
+            Err(AttemptError::TimedOut) => {
+                let detail = format!("{backend}: no response in {timeout:?}");
+                log_event("backend_timeout", &detail);
+                (AttemptOutcome::Failed, None)
+            }
+        };
+        if outcome.is_backend_failure() {
+            let down_for = Duration::from_secs(u64::from(plan.failover.down_for_s));
+            health::mark_down(backend, down_for);
+        } else if self.probes.iter().any(|p| p == backend) || health::was_marked(backend) {
+            health::clear_mark(backend);
+        }
+        (outcome, resp)
+    }
+}
+
+pub(crate) enum AttemptError {
+    Send(fastly::http::request::SendError),
+    TimedOut,
+}
+
+/// Sends and waits for the response headers at most `timeout`. The SDK has no timed
+/// wait, so poll with a short, growing sleep (the sleep costs no CPU time); an abandoned
+/// request is dropped, which cancels it.
+pub(crate) fn send_with_timeout(
+    req: Request,
+    backend: &str,
+    timeout: Duration,
+) -> Result<Response, AttemptError> {
+    use fastly::http::request::PollResult;
+    let started = Instant::now();
+    let mut pending = req.send_async(backend).map_err(AttemptError::Send)?;
+    let mut nap = Duration::from_micros(250);
+    loop {
+        match pending.poll() {
+            PollResult::Done(result) => return result.map_err(AttemptError::Send),
+            PollResult::Pending(p) => pending = p,
+        }
+        if started.elapsed() >= timeout {
+            return Err(AttemptError::TimedOut);
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// Maps the platform's send error to what failover needs to know: was it ever sent?
+fn classify(cause: &SendErrorCause) -> AttemptOutcome {
+    match cause {
+        SendErrorCause::DnsTimeout
+        | SendErrorCause::DnsError { .. }
+        | SendErrorCause::DestinationNotFound
+        | SendErrorCause::DestinationUnavailable
+        | SendErrorCause::DestinationIpUnroutable
+        | SendErrorCause::ConnectionRefused
+        | SendErrorCause::ConnectionLimitReached => AttemptOutcome::NotConnected,
+        _ => AttemptOutcome::Failed,
+    }
+}

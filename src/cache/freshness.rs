@@ -1,0 +1,103 @@
+//! A stored copy's state as it ages. Staleness follows RFC 5861: within
+//! `stale-while-revalidate` a stale copy is served while one request revalidates; within
+//! `stale-if-error` it is served only when the origin fails; past both it is a miss.
+
+use super::cache_control::DELTA_SECONDS_CAP;
+
+/// A stored response's state at a given age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// `age < ttl`: serve it.
+    Fresh { ttl_left_s: u64 },
+    /// Stale, within `stale-while-revalidate`: serve it and revalidate in the background.
+    StaleServable { ttl_left_s: i64 },
+    /// Stale beyond `stale-while-revalidate` but within `stale-if-error`: revalidate first;
+    /// serve it only if the origin fails.
+    StaleIfError { ttl_left_s: i64 },
+    /// Past every window: a miss (revalidate conditionally if it has a validator).
+    Expired { ttl_left_s: i64 },
+}
+
+impl Freshness {
+    /// Seconds of freshness left; negative once stale (RFC 9211 `ttl`).
+    pub fn ttl_left_s(&self) -> i64 {
+        match *self {
+            Freshness::Fresh { ttl_left_s } => i64::try_from(ttl_left_s).unwrap_or(i64::MAX),
+            Freshness::StaleServable { ttl_left_s }
+            | Freshness::StaleIfError { ttl_left_s }
+            | Freshness::Expired { ttl_left_s } => ttl_left_s,
+        }
+    }
+}
+
+/// Classifies a stored response of current age `age_s` (§4.2: fresh while
+/// `ttl > age`; RFC 5861 windows counted from the moment it went stale, end exclusive).
+pub fn freshness(age_s: u64, ttl_s: u64, swr_s: u64, sie_s: u64) -> Freshness {
+    if age_s < ttl_s {
+        return Freshness::Fresh {
+            ttl_left_s: ttl_s - age_s,
+        };
+    }
+    let stale_for = age_s - ttl_s;
+    let ttl_left_s = -i64::try_from(stale_for).unwrap_or(i64::MAX);
+    if stale_for < swr_s {
+        Freshness::StaleServable { ttl_left_s }
+    } else if stale_for < sie_s {
+        Freshness::StaleIfError { ttl_left_s }
+    } else {
+        Freshness::Expired { ttl_left_s }
+    }
+}
+
+/// The `Age` value for a response served from the cache (§5.1), capped at 2^31 (§1.2.2).
+pub fn age_header(age_s: u64) -> String {
+    age_s.min(DELTA_SECONDS_CAP).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_windows() {
+        assert_eq!(
+            freshness(0, 60, 10, 100),
+            Freshness::Fresh { ttl_left_s: 60 }
+        );
+        assert_eq!(
+            freshness(59, 60, 10, 100),
+            Freshness::Fresh { ttl_left_s: 1 }
+        );
+        assert_eq!(
+            freshness(60, 60, 10, 100),
+            Freshness::StaleServable { ttl_left_s: 0 }
+        );
+        assert_eq!(
+            freshness(69, 60, 10, 100),
+            Freshness::StaleServable { ttl_left_s: -9 }
+        );
+        assert_eq!(
+            freshness(70, 60, 10, 100),
+            Freshness::StaleIfError { ttl_left_s: -10 }
+        );
+        assert_eq!(
+            freshness(159, 60, 10, 100),
+            Freshness::StaleIfError { ttl_left_s: -99 }
+        );
+        assert_eq!(
+            freshness(160, 60, 10, 100),
+            Freshness::Expired { ttl_left_s: -100 }
+        );
+        // swr longer than sie: the sie window adds nothing.
+        assert_eq!(
+            freshness(80, 60, 100, 10),
+            Freshness::StaleServable { ttl_left_s: -20 }
+        );
+        assert_eq!(freshness(0, 0, 0, 0), Freshness::Expired { ttl_left_s: 0 });
+        assert_eq!(freshness(u64::MAX, 0, 0, 0).ttl_left_s(), -i64::MAX);
+        assert_eq!(freshness(0, u64::MAX, 0, 0).ttl_left_s(), i64::MAX);
+        assert_eq!(age_header(0), "0");
+        assert_eq!(age_header(42), "42");
+        assert_eq!(age_header(u64::MAX), "2147483648");
+    }
+}

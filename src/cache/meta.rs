@@ -1,0 +1,175 @@
+//! A stored entry's metadata, and what a client is told about a stored answer. The entry
+//! keeps the response head and the lifetimes decided at store time, so a later lookup can
+//! classify the copy without re-reading the origin's headers; it never keeps what described
+//! one exchange rather than the resource.
+
+use serde::{Deserialize, Serialize};
+
+use super::revalidate::{merge_304, weak_match};
+use crate::http::is_hop_by_hop;
+
+/// What an entry carries besides its body, kept as the Core Cache's user metadata: the
+/// response head and the lifetimes [`storability`](super::storability()) computed, so a later
+/// lookup can classify the copy with [`freshness`](super::freshness()) without re-reading
+/// the origin's headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMeta {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub ttl_s: u64,
+    pub swr_s: u64,
+    pub sie_s: u64,
+    /// May answer a request that carries `Authorization` on a public route (§3.5).
+    pub shareable: bool,
+}
+
+/// Response headers that describe one exchange rather than the resource, so they are never
+/// stored, besides the hop-by-hop ones: `Age` (recomputed on every hit), and the per-request
+/// fields the edge or the origin sets for one request (its id, timings, which origin
+/// answered).
+const NOT_STORED: [&str; 7] = [
+    "age",
+    "set-cookie",
+    "x-request-id",
+    "server-timing",
+    "cache-status",
+    "fastgate-config",
+    "content-length",
+];
+
+/// Whether a response field is left out of the entry (see [`NOT_STORED`]).
+fn is_not_stored(name: &str) -> bool {
+    is_hop_by_hop(name) || NOT_STORED.iter().any(|x| name.eq_ignore_ascii_case(x))
+}
+
+impl StoredMeta {
+    /// The entry for a response [`storability`](super::storability()) said yes to.
+    pub fn new<N: AsRef<str>, V: AsRef<str>>(
+        status: u16,
+        headers: &[(N, V)],
+        ttl_s: u64,
+        swr_s: u64,
+        sie_s: u64,
+        shareable: bool,
+    ) -> Self {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .filter(|(n, _)| !is_not_stored(n))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        StoredMeta {
+            status,
+            headers,
+            ttl_s,
+            swr_s,
+            sie_s,
+            shareable,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// `None` for metadata this version cannot read (then the entry is treated as a miss).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// How long the Core Cache must keep the entry: its freshness plus the longer stale
+    /// window, since both stale modes need the copy after it stops being fresh.
+    pub fn stale_window_s(&self) -> u64 {
+        self.swr_s.max(self.sie_s)
+    }
+
+    /// The entry after a 304 (§4.3.4): updated header fields, the new lifetimes.
+    pub fn refreshed(&self, not_modified_headers: &[(&str, &str)], fresh: &StoredMeta) -> Self {
+        let merged = merge_304(&self.headers, not_modified_headers);
+        StoredMeta::new(
+            self.status,
+            &merged,
+            fresh.ttl_s,
+            fresh.swr_s,
+            fresh.sie_s,
+            fresh.shareable,
+        )
+    }
+}
+
+/// The `Cache-Control` a client gets for a `per_user` response: `private`, so no cache
+/// between the edge and the browser shares it, and a `max-age` of what is left of its
+/// freshness here. Public responses keep the origin's own field.
+pub fn per_user_client_cache_control(ttl_left_s: i64) -> String {
+    format!("private, max-age={}", ttl_left_s.max(0))
+}
+
+/// Whether a client's `If-None-Match` matches the stored `ETag` (weak comparison, RFC 9110
+/// §13.1.2), so a hit can be answered 304 without a body.
+pub fn client_not_modified(if_none_match: Option<&str>, stored_etag: Option<&str>) -> bool {
+    let (Some(inm), Some(etag)) = (if_none_match, stored_etag) else {
+        return false;
+    };
+    inm.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || (!t.is_empty() && weak_match(t, etag)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_entries_keep_the_resource_headers_only() {
+        let meta = StoredMeta::new(
+            200,
+            &[
+                ("Content-Type", "application/json"),
+                ("ETag", "\"a\""),
+                ("X-Request-Id", "r1"),
+                ("Age", "4"),
+                ("Connection", "close"),
+                ("Content-Length", "12"),
+            ],
+            60,
+            5,
+            10,
+            false,
+        );
+        assert_eq!(
+            meta.headers,
+            vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("etag".to_owned(), "\"a\"".to_owned())
+            ]
+        );
+        assert_eq!(meta.stale_window_s(), 10);
+        assert_eq!(StoredMeta::decode(&meta.encode()), Some(meta.clone()));
+        assert_eq!(StoredMeta::decode(b"not json"), None);
+        let fresh = StoredMeta::new(200, &[("x", "y")], 120, 0, 0, true);
+        let refreshed = meta.refreshed(
+            &[("ETag", "\"a\""), ("Cache-Control", "max-age=120")],
+            &fresh,
+        );
+        assert_eq!(refreshed.ttl_s, 120);
+        assert!(refreshed.shareable);
+        assert!(refreshed
+            .headers
+            .contains(&("cache-control".to_owned(), "max-age=120".to_owned())));
+        assert!(refreshed
+            .headers
+            .contains(&("content-type".to_owned(), "application/json".to_owned())));
+    }
+
+    #[test]
+    fn client_conditionals_and_private_answers() {
+        assert!(client_not_modified(Some("\"a\""), Some("\"a\"")));
+        assert!(client_not_modified(Some("W/\"a\", \"b\""), Some("\"a\"")));
+        assert!(client_not_modified(Some("*"), Some("\"a\"")));
+        assert!(!client_not_modified(Some("\"b\""), Some("\"a\"")));
+        assert!(!client_not_modified(None, Some("\"a\"")));
+        assert!(!client_not_modified(Some("\"a\""), None));
+        assert_eq!(per_user_client_cache_control(42), "private, max-age=42");
+        assert_eq!(per_user_client_cache_control(-3), "private, max-age=0");
+    }
+}

@@ -1,0 +1,16 @@
+//! HTTP primitives every phase shares, defined once so that the cache, CORS, rate limits
+//! and the sanitizer cannot disagree on what a token is, which headers are hop-by-hop, or
+//! how a structured-field string is written. Each file is one RFC concept; nothing here
+//! knows about routes, config or the platform.
+
+mod clock;
+mod date;
+mod hop_by_hop;
+mod sf;
+mod token;
+
+pub use clock::unix_now;
+pub use date::parse_http_date;
+pub use hop_by_hop::{is_hop_by_hop, HOP_BY_HOP};
+pub use sf::sf_string;
+pub use token::{is_tchar, is_token};
