@@ -1,10 +1,26 @@
 //! Backend selection by client location: country, then continent, then the default list.
 
-use crate::config::GeoMap;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 /// The continent codes the platform's geolocation reports: the keys a geo map's
 /// `continents` and a flag's targeting may use.
 pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// Client location → ordered backend list. Lookup order: country, continent, default.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoMap {
+    /// ISO 3166-1 alpha-2 country code → backends, most preferred first.
+    #[serde(default)]
+    pub countries: BTreeMap<String, Vec<String>>,
+    /// Two-letter continent code (one of [`CONTINENTS`]) → backends.
+    #[serde(default)]
+    pub continents: BTreeMap<String, Vec<String>>,
+    /// Used when the client's location is unknown or unmapped.
+    pub default: Vec<String>,
+}
 
 /// What the platform's geolocation told us about the client. Both fields are optional:
 /// an address without a geo record (or a partial one) falls through to the default.

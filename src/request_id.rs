@@ -2,7 +2,7 @@
 //! together. A valid inbound `X-Request-Id` is reused (so a client or an upstream proxy can
 //! trace its own id through us); anything else is replaced by a fresh random id.
 
-pub const HEADER: &str = "x-request-id";
+pub const HEADER: &str = fastgate_wire::REQUEST_ID_HEADER;
 
 /// Longest inbound id we accept; longer ones are replaced, not truncated.
 const MAX_LEN: usize = 128;

@@ -13,8 +13,8 @@ use crate::http::HOP_BY_HOP;
 
 const OWNED_EXACT: [&str; 8] = [
     "forwarded",
-    "signature",
-    "signature-input",
+    fastgate_wire::SIGNATURE_HEADER,
+    fastgate_wire::SIGNATURE_INPUT_HEADER,
     "x-real-ip",
     "true-client-ip",
     "client-ip",

@@ -82,7 +82,7 @@ pub(crate) fn through_cache<'g>(
     upstream: Upstream<'g>,
     trace: &mut Trace,
 ) -> Cached<'g> {
-    if let Lookup::Forward { fwd, reason } = creq.lookup {
+    if let Lookup::Bypass { fwd, reason } = creq.lookup {
         let response = upstream.send(req, trace);
         let status = forwarded_status(fwd, &response, false, 0, Some(reason));
         return Cached::now(response, status);
@@ -208,7 +208,7 @@ fn miss<'g>(
         drop(tx);
         let p = Problem::origin_unavailable(&route.upstream.request_id);
         let response = problem_response(&p).with_header("retry-after", "5");
-        let outcome = CacheOutcome::Forward {
+        let outcome = CacheOutcome::Forwarded {
             fwd,
             stored: false,
             fwd_status: None,
@@ -400,7 +400,7 @@ fn refresh_in_place<'g>(
     };
     let ttl_left = i64::try_from(refreshed.ttl_s).unwrap_or(i64::MAX);
     let response = answer_from(entry.found, &refreshed, 0, client, policy, ttl_left);
-    let outcome = CacheOutcome::Forward {
+    let outcome = CacheOutcome::Forwarded {
         fwd: Fwd::Stale,
         stored,
         fwd_status: Some(304),
@@ -613,7 +613,7 @@ fn forwarded_status(
     detail: Option<&str>,
 ) -> String {
     cache::cache_status(
-        CacheOutcome::Forward {
+        CacheOutcome::Forwarded {
             fwd,
             stored,
             fwd_status: Some(response.get_status().as_u16()),

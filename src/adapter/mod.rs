@@ -31,8 +31,15 @@ use fastly::{Request, Response};
 
 use ctx::Ctx;
 
-/// The response a phase answers with now, ending the request's way to the origin.
-pub(crate) struct Early(pub Response);
+/// The response a phase answers with now, ending the request's way to the origin. Boxed:
+/// a `Response` is over a kilobyte, and every phase's `Result` would carry that size.
+pub(crate) struct Early(pub Box<Response>);
+
+impl From<Response> for Early {
+    fn from(resp: Response) -> Self {
+        Early(Box::new(resp))
+    }
+}
 
 /// Answers the client's request, then does what may wait until the client has its answer.
 pub fn serve(req: Request) {
@@ -43,7 +50,8 @@ pub fn serve(req: Request) {
     };
     let mut ctx = Ctx::new(&gateway.gateway, started, gateway.header);
     let resp = match run(&mut ctx, req) {
-        Ok(resp) | Err(Early(resp)) => resp,
+        Ok(resp) => resp,
+        Err(Early(resp)) => *resp,
     };
     let resp = phases::response_filter(&mut ctx, resp);
     let log = phases::logging(&ctx, &resp);

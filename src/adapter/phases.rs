@@ -35,7 +35,7 @@ pub(crate) fn request_filter<'g>(
     let facts = platform::request_facts(req, raw_uri.as_deref(), ctx.client_ip, &ctx.geo);
     let plan = ctx.gateway.plan(&facts);
     ctx.plan = plan.ctx;
-    let forward = plan.next.map_err(|early| early_response(early))?;
+    let forward = plan.next.map_err(early_response)?;
     ctx.route = Some(forward.route);
     ctx.geo_level = Some(forward.geo_level);
     Ok(forward)
@@ -43,7 +43,7 @@ pub(crate) fn request_filter<'g>(
 
 /// The response for an answer the planning phases gave.
 fn early_response(early: plan::Early) -> Early {
-    Early(match early {
+    Early::from(match early {
         plan::Early::Problem(p) => problem_response(&p),
         plan::Early::Preflight(headers) => {
             let mut resp = Response::from_status(StatusCode::NO_CONTENT);
@@ -90,7 +90,7 @@ pub(crate) fn authenticate(
             if let Some(challenge) = failure.www_authenticate() {
                 resp.set_header("www-authenticate", challenge);
             }
-            Err(Early(resp))
+            Err(resp.into())
         }
     }
 }
@@ -121,7 +121,7 @@ pub(crate) fn rate_limit<'g>(
     }
     // The RateLimit headers are added by the response filter, as on every answer.
     let p = Problem::rate_limited(&ctx.plan.request_id, retry);
-    Err(Early(problem_response(&p)))
+    Err(problem_response(&p).into())
 }
 
 /// flags: this caller's feature flags, evaluated after authentication.
@@ -134,7 +134,7 @@ pub(crate) fn flags(ctx: &mut Ctx<'_>) {
 pub(crate) fn sign<'g>(ctx: &mut Ctx<'g>, plan: ForwardPlan<'g>) -> Result<Upstream<'g>, Early> {
     let Some(signer) = Signer::from_secret_store() else {
         let p = Problem::identity_unavailable(&ctx.plan.request_id);
-        return Err(Early(problem_response(&p)));
+        return Err(problem_response(&p).into());
     };
     Ok(Upstream {
         plan,

@@ -40,7 +40,7 @@ pub(crate) fn load_gateway() -> Result<Loaded, Early> {
     let loaded =
         config::load(entry(CONFIG_KEY).as_deref(), entry(FLAGS_KEY).as_deref()).map_err(|e| {
             log_event("config_invalid", &e.to_string());
-            Early(problem_response(
+            Early::from(problem_response(
                 &Problem::internal(&request_id::generate()),
             ))
         })?;

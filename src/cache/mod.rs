@@ -46,6 +46,3 @@ pub use surrogate::{
     is_valid_surrogate_key, subject_tag, surrogate_keys, MAX_SURROGATE_KEY_BYTES,
     SUBJECT_PLACEHOLDER,
 };
-
-/// The old name of [`CacheOutcome`], kept only until the adapter is moved to the new one.
-pub use status::CacheOutcome as Outcome;

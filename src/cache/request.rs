@@ -52,14 +52,14 @@ pub enum Lookup {
     /// stored validator is fine, and the response may be stored (`fwd=request`).
     Revalidate { needs_shareable: bool },
     /// Do not look up or store.
-    Forward { fwd: Fwd, reason: &'static str },
+    Bypass { fwd: Fwd, reason: &'static str },
 }
 
 impl Lookup {
     /// Whether the origin's response may be offered to
     /// [`storability`](super::storability()).
     pub fn may_store(&self) -> bool {
-        !matches!(self, Lookup::Forward { .. })
+        !matches!(self, Lookup::Bypass { .. })
     }
 }
 
@@ -82,20 +82,20 @@ pub fn request_cacheability(
     request_cache_control: Option<&str>,
 ) -> Lookup {
     if method != "GET" && method != "HEAD" {
-        return Lookup::Forward {
+        return Lookup::Bypass {
             fwd: Fwd::Method,
             reason: "method is not GET or HEAD",
         };
     }
     if mode == CacheMode::PerUser && !has_authorization {
-        return Lookup::Forward {
+        return Lookup::Bypass {
             fwd: Fwd::Bypass,
             reason: "per-user route without credentials",
         };
     }
     let cc = CacheControl::parse(request_cache_control.unwrap_or_default());
     if cc.no_store {
-        return Lookup::Forward {
+        return Lookup::Bypass {
             fwd: Fwd::Bypass,
             reason: "request no-store",
         };
@@ -114,7 +114,7 @@ pub fn request_cacheability(
 pub fn may_serve(lookup: Lookup, entry_shareable_with_authorization: bool) -> bool {
     match lookup {
         Lookup::Use { needs_shareable } => !needs_shareable || entry_shareable_with_authorization,
-        Lookup::Revalidate { .. } | Lookup::Forward { .. } => false,
+        Lookup::Revalidate { .. } | Lookup::Bypass { .. } => false,
     }
 }
 
@@ -137,7 +137,7 @@ mod tests {
         for m in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get"] {
             assert!(matches!(
                 request_cacheability(m, false, Public, None),
-                Lookup::Forward {
+                Lookup::Bypass {
                     fwd: Fwd::Method,
                     ..
                 }
@@ -145,7 +145,7 @@ mod tests {
         }
         assert!(matches!(
             request_cacheability("GET", false, Public, Some("max-age=5, No-Store")),
-            Lookup::Forward {
+            Lookup::Bypass {
                 fwd: Fwd::Bypass,
                 ..
             }
@@ -175,7 +175,7 @@ mod tests {
         // Per-user needs credentials; with them every entry (its own partition) serves.
         assert!(matches!(
             request_cacheability("GET", false, PerUser, None),
-            Lookup::Forward {
+            Lookup::Bypass {
                 fwd: Fwd::Bypass,
                 ..
             }

@@ -20,7 +20,7 @@ pub enum CacheOutcome {
     StaleIfError,
     /// The request went to the origin. `fwd_status` is the origin's status when it differs
     /// from the one sent (e.g. a 304 turned into the stored 200).
-    Forward {
+    Forwarded {
         fwd: Fwd,
         stored: bool,
         fwd_status: Option<u16>,
@@ -73,7 +73,7 @@ pub fn cache_status(outcome: CacheOutcome, ttl_left_s: i64, detail: Option<&str>
             push_detail(&mut out, detail.unwrap_or("stale-if-error"));
             return out;
         }
-        CacheOutcome::Forward {
+        CacheOutcome::Forwarded {
             fwd,
             stored,
             fwd_status,
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn cache_status_strings() {
-        let fwd = |fwd, stored| CacheOutcome::Forward {
+        let fwd = |fwd, stored| CacheOutcome::Forwarded {
             fwd,
             stored,
             fwd_status: None,
@@ -154,7 +154,7 @@ mod tests {
         );
         assert_eq!(
             cache_status(
-                CacheOutcome::Forward {
+                CacheOutcome::Forwarded {
                     fwd: Fwd::Stale,
                     stored: true,
                     fwd_status: Some(304)

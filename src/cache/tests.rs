@@ -128,7 +128,7 @@ fn random_inputs_never_panic() {
         let _ = merge_304(&headers, &headers[2..]);
         let f = freshness(rng.next(), rng.next(), rng.next(), rng.next());
         let status_value = cache_status(
-            CacheOutcome::Forward {
+            CacheOutcome::Forwarded {
                 fwd: Fwd::Miss,
                 stored: rng.next().is_multiple_of(2),
                 fwd_status: Some(rng.next() as u16),

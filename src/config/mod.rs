@@ -15,10 +15,11 @@ mod load;
 mod model;
 mod validate;
 
+pub use crate::geo::GeoMap;
 pub use error::ConfigError;
 pub use field::FieldError;
 pub use load::{load, Loaded, Source};
-pub use model::{Backend, Config, Failover, GeoMap, Limiter};
+pub use model::{Backend, Config, Failover, Limiter};
 
 /// `config/default.json` as written (only read at compile time).
 const DEFAULT_FILE: &[u8] = include_bytes!("../../config/default.json");

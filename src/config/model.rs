@@ -10,6 +10,7 @@ use crate::auth::AuthConfig;
 use crate::cache::CacheSettings;
 use crate::cors::CorsPolicy;
 use crate::flags::FlagSpec;
+use crate::geo::GeoMap;
 use crate::route::{Route, RouteSpec};
 
 /// A named origin backend. The name must match a backend declared to the platform
@@ -19,20 +20,6 @@ use crate::route::{Route, RouteSpec};
 pub struct Backend {
     /// Free-form region label, used in logs and docs.
     pub region: String,
-}
-
-/// Client location → ordered backend list. Lookup order: country, continent, default.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct GeoMap {
-    /// ISO 3166-1 alpha-2 country code → backends, most preferred first.
-    #[serde(default)]
-    pub countries: BTreeMap<String, Vec<String>>,
-    /// Two-letter continent code (one of [`crate::geo::CONTINENTS`]) → backends.
-    #[serde(default)]
-    pub continents: BTreeMap<String, Vec<String>>,
-    /// Used when the client's location is unknown or unmapped.
-    pub default: Vec<String>,
 }
 
 /// How hard the edge tries other backends when one fails.

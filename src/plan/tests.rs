@@ -104,7 +104,7 @@ fn cache_keys_partition_per_user_and_vary_on_flags() {
     let anonymous = gw
         .cache_request(&profile, "GET", no_header, None, "")
         .unwrap();
-    assert!(matches!(anonymous.lookup, cache::Lookup::Forward { .. }));
+    assert!(matches!(anonymous.lookup, cache::Lookup::Bypass { .. }));
 
     let by_id = forward(gw.plan(&facts(
         "GET",

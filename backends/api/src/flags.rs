@@ -8,7 +8,7 @@
 
 use axum::http::HeaderMap;
 
-pub const FLAGS_HEADER: &str = "fastgate-flags";
+pub use fastgate_wire::FLAGS_HEADER;
 
 /// The value of flag `name` in the request's flags header, if it is set there.
 pub fn flag(headers: &HeaderMap, name: &str) -> Option<bool> {

@@ -12,7 +12,7 @@ use axum::response::Response;
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static(fastgate_wire::REQUEST_ID_HEADER);
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::verify::{Verifier, FLAGS, IDENTITY};
-use crate::http::models::DetailOut;
+use crate::error::DetailOut;
 use crate::telemetry::REQUEST_ID;
 
 /// Env var switching enforcement (default on). `false`/`0`/`off`/`no` turns it off.
@@ -35,7 +35,7 @@ pub fn rejection() -> Response {
 /// The middleware: exempt paths pass (with any `Fastgate-Identity`/`Fastgate-Flags`
 /// removed, since nothing vouches for them); every other request needs a valid signature,
 /// and its [`fastgate_wire::EdgeIdentity`] is then put in the request's extensions for
-/// `current_user`.
+/// `auth::Caller::user`.
 pub async fn enforce(
     State(verifier): State<Arc<Verifier>>,
     mut req: Request,
