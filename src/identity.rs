@@ -1,4 +1,4 @@
-//! Identity to the origin (DESIGN §4): what the edge verified, signed with an RFC 9421 HTTP
+//! Identity to the origin: what the edge verified, signed with an RFC 9421 HTTP
 //! Message Signature (`hmac-sha256`) so the origin can refuse anything that bypassed us.
 //!
 //! The contract itself (header names, covered components, signature base, the identity

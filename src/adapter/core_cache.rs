@@ -63,39 +63,40 @@ impl Cached<'_> {
     }
 }
 
+/// A request of a cached route, with all it needs to reach the origin: what the cache
+/// phase works on, and what a deferred refresh keeps after the answer is sent.
+pub(crate) struct CachedRequest<'g> {
+    pub req: Request,
+    pub policy: &'g CachePolicy,
+    pub creq: CacheRequest,
+    pub upstream: Upstream<'g>,
+}
+
 /// A stale entry this request is obliged to refresh, after the client has its answer.
 pub(crate) struct Revalidation<'g> {
     tx: Transaction,
-    req: Request,
     meta: StoredMeta,
-    policy: &'g CachePolicy,
-    creq: CacheRequest,
-    upstream: Upstream<'g>,
+    request: CachedRequest<'g>,
 }
 
 /// Answers a request of a cached route: from the cache when a usable copy exists, else from
-/// the origin (storing the answer when allowed). `upstream` sends to the origin.
-pub(crate) fn through_cache<'g>(
-    req: Request,
-    policy: &'g CachePolicy,
-    creq: CacheRequest,
-    upstream: Upstream<'g>,
-    trace: &mut Trace,
-) -> Cached<'g> {
-    if let Lookup::Bypass { fwd, reason } = creq.lookup {
-        let response = upstream.send(req, trace);
+/// the origin (storing the answer when allowed).
+pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -> Cached<'g> {
+    let lookup = request.creq.lookup;
+    if let Lookup::Bypass { fwd, reason } = lookup {
+        let response = request.upstream.send(request.req, trace);
         let status = forwarded_status(fwd, &response, false, 0, Some(reason));
         return Cached::now(response, status);
     }
     let started = Instant::now();
-    let tx = Transaction::lookup(CacheKey::from(creq.key.to_vec())).execute();
+    let tx = Transaction::lookup(CacheKey::from(request.creq.key.to_vec())).execute();
     trace.timings.cache = Some(micros(started));
     let tx = match tx {
         Ok(tx) => tx,
         Err(e) => {
             // The cache is an optimisation: when it fails, the origin still answers.
             log_event("cache_error", &format!("lookup: {e:?}"));
-            let response = upstream.send(req, trace);
+            let response = request.upstream.send(request.req, trace);
             let status = forwarded_status(Fwd::Miss, &response, false, 0, Some("cache error"));
             return Cached::now(response, status);
         }
@@ -104,16 +105,17 @@ pub(crate) fn through_cache<'g>(
     let entry = found
         .as_ref()
         .and_then(|f| Some((f, StoredMeta::decode(&f.user_metadata())?)));
-    let Some((found, meta)) = entry else {
-        let route = RouteCache {
-            policy,
-            creq: &creq,
-            upstream: &upstream,
-        };
-        return miss(tx, req, route, trace);
-    };
-    let found_entry = FoundEntry { tx, found, meta };
-    serve_found(found_entry, req, policy, creq, upstream, trace)
+    match entry {
+        Some((found, meta)) => serve_found(FoundEntry { tx, found, meta }, request, trace),
+        None => {
+            let route = RouteCache {
+                policy: request.policy,
+                creq: &request.creq,
+                upstream: &request.upstream,
+            };
+            miss(tx, request.req, route, trace)
+        }
+    }
 }
 
 /// An entry the lookup found, with the transaction that may hold the update obligation.
@@ -127,18 +129,16 @@ struct FoundEntry<'f> {
 /// after the answer), or revalidated with the origin first.
 fn serve_found<'g>(
     entry: FoundEntry<'_>,
-    req: Request,
-    policy: &'g CachePolicy,
-    creq: CacheRequest,
-    upstream: Upstream<'g>,
+    request: CachedRequest<'g>,
     trace: &mut Trace,
 ) -> Cached<'g> {
     let FoundEntry { tx, found, meta } = entry;
-    let age = found.age().as_secs();
-    let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
-    let servable = cache::may_serve(creq.lookup, meta.shareable);
+    let policy = request.policy;
+    let stale = StaleEntry::of(found, &meta);
+    let (age, freshness) = (stale.age, stale.freshness);
+    let servable = cache::may_serve(request.creq.lookup, meta.shareable);
     let obliged = tx.must_insert_or_update();
-    let client = ClientFacts::of(&req);
+    let client = ClientFacts::of(&request.req);
     match freshness {
         Freshness::Fresh { ttl_left_s } if servable => {
             if obliged {
@@ -153,14 +153,7 @@ fn serve_found<'g>(
             let response = answer_from(found, &meta, age, &client, policy, ttl_left_s);
             let outcome = CacheOutcome::StaleWhileRevalidate;
             let status = cache::cache_status(outcome, ttl_left_s, None);
-            let revalidation = obliged.then(|| Revalidation {
-                tx,
-                req,
-                meta,
-                policy,
-                creq,
-                upstream,
-            });
+            let revalidation = obliged.then(|| Revalidation { tx, meta, request });
             Cached {
                 response,
                 status,
@@ -171,12 +164,12 @@ fn serve_found<'g>(
             // Stale beyond serving (or not servable to this request): ask the origin,
             // conditionally when this request may update the entry.
             let tx = obliged.then_some(tx);
-            let stale = StaleEntry {
-                found,
-                meta: &meta,
-                age,
-                freshness,
-            };
+            let CachedRequest {
+                req,
+                creq,
+                upstream,
+                ..
+            } = request;
             let route = RouteCache {
                 policy,
                 creq: &creq,
@@ -225,26 +218,18 @@ impl Revalidation<'_> {
     /// for it; runs after the client's response has been sent.
     pub(crate) fn run(self, log_endpoint: Option<&str>) {
         let started = Instant::now();
-        let Revalidation {
-            tx,
+        let Revalidation { tx, meta, request } = self;
+        let CachedRequest {
             req,
-            meta,
             policy,
             creq,
             upstream,
-        } = self;
+        } = request;
         let method = req.get_method_str().to_owned();
         let mut trace = Trace::default();
         let (status, code) = match tx.found() {
             Some(found) => {
-                let age = found.age().as_secs();
-                let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
-                let entry = StaleEntry {
-                    found: &found,
-                    meta: &meta,
-                    age,
-                    freshness,
-                };
+                let entry = StaleEntry::of(&found, &meta);
                 let route = RouteCache {
                     policy,
                     creq: &creq,
@@ -436,6 +421,20 @@ struct StaleEntry<'a> {
     meta: &'a StoredMeta,
     age: u64,
     freshness: Freshness,
+}
+
+impl<'a> StaleEntry<'a> {
+    /// The entry as found now: its age and which freshness window that puts it in.
+    fn of(found: &'a Found, meta: &'a StoredMeta) -> Self {
+        let age = found.age().as_secs();
+        let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
+        StaleEntry {
+            found,
+            meta,
+            age,
+            freshness,
+        }
+    }
 }
 
 /// The route's side of a cache decision: its policy, this request's cache plan, and how to

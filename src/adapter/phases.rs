@@ -13,7 +13,7 @@ use fastgate::problem::Problem;
 use fastgate::ratelimit;
 use fastgate::request_id;
 
-use super::core_cache;
+use super::core_cache::{self, CachedRequest};
 use super::ctx::Ctx;
 use super::keys::PlatformKeys;
 use super::limiter;
@@ -162,7 +162,13 @@ pub(crate) fn cache_or_proxy<'g>(
     });
     let resp = match (creq, policy) {
         (Some(creq), Some(policy)) => {
-            let cached = core_cache::through_cache(req, policy, creq, upstream, &mut ctx.trace);
+            let request = CachedRequest {
+                req,
+                policy,
+                creq,
+                upstream,
+            };
+            let cached = core_cache::through_cache(request, &mut ctx.trace);
             ctx.cache_status = Some(cached.status);
             ctx.deferred = cached.revalidation;
             cached.response

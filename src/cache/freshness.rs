@@ -60,34 +60,20 @@ mod tests {
 
     #[test]
     fn freshness_windows() {
-        assert_eq!(
-            freshness(0, 60, 10, 100),
-            Freshness::Fresh { ttl_left_s: 60 }
-        );
-        assert_eq!(
-            freshness(59, 60, 10, 100),
-            Freshness::Fresh { ttl_left_s: 1 }
-        );
-        assert_eq!(
-            freshness(60, 60, 10, 100),
-            Freshness::StaleServable { ttl_left_s: 0 }
-        );
-        assert_eq!(
-            freshness(69, 60, 10, 100),
-            Freshness::StaleServable { ttl_left_s: -9 }
-        );
-        assert_eq!(
-            freshness(70, 60, 10, 100),
-            Freshness::StaleIfError { ttl_left_s: -10 }
-        );
-        assert_eq!(
-            freshness(159, 60, 10, 100),
-            Freshness::StaleIfError { ttl_left_s: -99 }
-        );
-        assert_eq!(
-            freshness(160, 60, 10, 100),
-            Freshness::Expired { ttl_left_s: -100 }
-        );
+        use Freshness::*;
+        // (age, ttl, swr, sie) → the window it falls in.
+        let cases = [
+            (0, Fresh { ttl_left_s: 60 }),
+            (59, Fresh { ttl_left_s: 1 }),
+            (60, StaleServable { ttl_left_s: 0 }),
+            (69, StaleServable { ttl_left_s: -9 }),
+            (70, StaleIfError { ttl_left_s: -10 }),
+            (159, StaleIfError { ttl_left_s: -99 }),
+            (160, Expired { ttl_left_s: -100 }),
+        ];
+        for (age, want) in cases {
+            assert_eq!(freshness(age, 60, 10, 100), want, "age {age}");
+        }
         // swr longer than sie: the sie window adds nothing.
         assert_eq!(
             freshness(80, 60, 100, 10),

@@ -1,4 +1,4 @@
-//! The origin's edge-signature check over real HTTP (DESIGN §4, issue 4 "At the origin"): a
+//! The origin's edge-signature check over real HTTP: a
 //! real `fastgate-api` process with enforcement on and two keys, and requests signed here
 //! through the `fastgate_wire` contract the edge signs with (its pinned test vector proves
 //! those bytes; this checks the origin end to end).
@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::{random_word, temp_dir, Origin};
+use common::{random_word, sign_up, temp_dir, Origin, PASSWORD};
 use fastgate_wire::{Params, Signed as Components};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -17,6 +17,7 @@ const KEY1: (&str, &str) = ("edge-2024", "first-shared-secret-0123456789abcdef")
 const KEY2: (&str, &str) = ("edge-2025", "second-shared-secret-0123456789abcdef");
 const RETIRED: (&str, &str) = ("edge-2023", "retired-shared-secret-0123456789abcd");
 const REJECTED: &str = "Missing or invalid edge signature";
+const PROFILE: &str = "/api/user/profile";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -83,6 +84,14 @@ impl Signed {
             .header("signature-input", signed.input)
             .header("signature", signed.signature)
     }
+
+    /// Sends a signed GET of `path_and_query`.
+    async fn get(&self, client: &Client, base: &str, pq: &str) -> Response {
+        self.request(client, base, Method::GET, pq)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 async fn rejected(r: Response, what: &str) {
@@ -91,6 +100,15 @@ async fn rejected(r: Response, what: &str) {
         r.json::<Value>().await.unwrap(),
         json!({"detail": REJECTED}),
         "{what}"
+    );
+}
+
+/// The origin's own 401 when no identity (verified or bearer) is there.
+async fn not_authenticated(r: Response) {
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"detail": "Not authenticated"})
     );
 }
 
@@ -125,62 +143,30 @@ async fn enforced_origin_requires_the_edge_signature() {
     }
 
     // (a) Anything else without a signature is a 401, before routing, 405 or CORS.
-    rejected(
-        client
-            .get(format!("{base}/api/user/profile"))
-            .send()
-            .await
-            .unwrap(),
-        "profile without signature",
-    )
-    .await;
-    rejected(
-        client.get(format!("{base}/nope")).send().await.unwrap(),
-        "unknown path",
-    )
-    .await;
-    rejected(
-        client
-            .delete(format!("{base}/api/query"))
-            .send()
-            .await
-            .unwrap(),
-        "wrong method",
-    )
-    .await;
-    rejected(
-        client
-            .request(Method::OPTIONS, format!("{base}/api/user/profile"))
-            .header("origin", "http://localhost:4321")
-            .header("access-control-request-method", "GET")
-            .send()
-            .await
-            .unwrap(),
-        "CORS preflight",
-    )
-    .await;
+    let preflight = client
+        .request(Method::OPTIONS, format!("{base}{PROFILE}"))
+        .header("origin", "http://localhost:4321")
+        .header("access-control-request-method", "GET");
+    for (request, what) in [
+        (
+            client.get(format!("{base}{PROFILE}")),
+            "profile without signature",
+        ),
+        (client.get(format!("{base}/nope")), "unknown path"),
+        (client.delete(format!("{base}/api/query")), "wrong method"),
+        (preflight, "CORS preflight"),
+    ] {
+        rejected(request.send().await.unwrap(), what).await;
+    }
 
     // Sign-up is public: a signed anonymous request.
     let email = format!("edge.{}@example.com", random_word(10));
-    let r = Signed::anonymous()
-        .request(&client, base, Method::POST, "/api/auth/signup")
-        .json(&json!({"email": email, "password": "correct-horse-1", "full_name": "Ada Lovelace"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let uid = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let signup = Signed::anonymous().request(&client, base, Method::POST, "/api/auth/signup");
+    let uid = sign_up(signup, &email, Some("Ada Lovelace")).await;
     let claims = json!({"sub": email, "uid": uid, "iss": "fastgate-origin", "exp": now() + 600, "scopes": [], "roles": ["user"]});
 
     // (b) A verified identity is trusted: no Authorization header at all.
-    let r = Signed::new(&claims)
-        .request(&client, base, Method::GET, "/api/user/profile")
-        .send()
-        .await
-        .unwrap();
+    let r = Signed::new(&claims).get(&client, base, PROFILE).await;
     assert_eq!(r.status().as_u16(), 200);
     let body = r.json::<Value>().await.unwrap();
     assert_eq!(body["email"], email.as_str());
@@ -189,37 +175,17 @@ async fn enforced_origin_requires_the_edge_signature() {
     let mut signed = Signed::new(&claims);
     signed.flags = "new_schema=1".into();
     let r = signed
-        .request(&client, base, Method::GET, &format!("/api/user/{uid}?x=1"))
-        .send()
-        .await
-        .unwrap();
+        .get(&client, base, &format!("/api/user/{uid}?x=1"))
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["schema"], 2);
 
     // An anonymous verified identity falls back to the bearer token, as FastAPI does.
+    not_authenticated(Signed::anonymous().get(&client, base, PROFILE).await).await;
+    let login = Signed::anonymous().request(&client, base, Method::POST, "/api/auth/login");
+    let token = common::log_in(login, &email, PASSWORD).await;
     let r = Signed::anonymous()
-        .request(&client, base, Method::GET, "/api/user/profile")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"detail": "Not authenticated"})
-    );
-    let r = Signed::anonymous()
-        .request(&client, base, Method::POST, "/api/auth/login")
-        .json(&json!({"email": email, "password": "correct-horse-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = Signed::anonymous()
-        .request(&client, base, Method::GET, "/api/user/profile")
+        .request(&client, base, Method::GET, PROFILE)
         .bearer_auth(&token)
         .send()
         .await
@@ -227,13 +193,9 @@ async fn enforced_origin_requires_the_edge_signature() {
     assert_eq!(r.status().as_u16(), 200);
 
     // A bearer token alone does not get past the check.
+    let bearer_only = client.get(format!("{base}{PROFILE}")).bearer_auth(&token);
     rejected(
-        client
-            .get(format!("{base}/api/user/profile"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
+        bearer_only.send().await.unwrap(),
         "bearer without signature",
     )
     .await;
@@ -241,20 +203,13 @@ async fn enforced_origin_requires_the_edge_signature() {
     // (c) A signature replayed after it expired.
     let mut old = Signed::new(&claims);
     (old.created, old.expires) = (now() - 120, now() - 90);
-    rejected(
-        old.request(&client, base, Method::GET, "/api/user/profile")
-            .send()
-            .await
-            .unwrap(),
-        "expired signature",
-    )
-    .await;
+    rejected(old.get(&client, base, PROFILE).await, "expired signature").await;
 
     // (d) A tampered identity: signed for one subject, sent with another.
     let signed = Signed::new(&claims);
     let forged = identity(&json!({"sub": "someone.else@example.com", "uid": uid}));
     let mut req = signed
-        .request(&client, base, Method::GET, "/api/user/profile")
+        .request(&client, base, Method::GET, PROFILE)
         .build()
         .unwrap();
     req.headers_mut()
@@ -263,7 +218,7 @@ async fn enforced_origin_requires_the_edge_signature() {
 
     // A tampered path: signed for the profile, sent to another user's record.
     let mut req = Signed::new(&claims)
-        .request(&client, base, Method::GET, "/api/user/profile")
+        .request(&client, base, Method::GET, PROFILE)
         .build()
         .unwrap();
     req.url_mut().set_path(&format!("/api/user/{uid}"));
@@ -272,23 +227,11 @@ async fn enforced_origin_requires_the_edge_signature() {
     // (f) The second (rotated-in) key works; a key that is no longer listed does not.
     let mut rotated = Signed::new(&claims);
     rotated.key = KEY2;
-    let r = rotated
-        .request(&client, base, Method::GET, "/api/user/profile")
-        .send()
-        .await
-        .unwrap();
+    let r = rotated.get(&client, base, PROFILE).await;
     assert_eq!(r.status().as_u16(), 200);
     let mut retired = Signed::new(&claims);
     retired.key = RETIRED;
-    rejected(
-        retired
-            .request(&client, base, Method::GET, "/api/user/profile")
-            .send()
-            .await
-            .unwrap(),
-        "retired key",
-    )
-    .await;
+    rejected(retired.get(&client, base, PROFILE).await, "retired key").await;
 
     // The log says why, and never holds a secret.
     let log = origin.log_text();
@@ -334,33 +277,15 @@ async fn bare_origin_ignores_the_identity_header() {
     let base = origin.url.as_str();
     let client = Client::new();
     let email = format!("bare.{}@example.com", random_word(10));
-    let r = client
-        .post(format!("{base}/api/auth/signup"))
-        .json(&json!({"email": email, "password": "correct-horse-1", "full_name": "Ada Lovelace"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let uid = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let signup = client.post(format!("{base}/api/auth/signup"));
+    let uid = sign_up(signup, &email, Some("Ada Lovelace")).await;
 
     // Even a correctly signed identity is ignored without enforcement.
     let claims = json!({"sub": email, "uid": uid});
-    let r = Signed::new(&claims)
-        .request(&client, base, Method::GET, "/api/user/profile")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"detail": "Not authenticated"})
-    );
+    not_authenticated(Signed::new(&claims).get(&client, base, PROFILE).await).await;
 
     // The bearer token counts, and flags are read as sent (a bare dev run).
-    let token = common::login(&client, base, &email, "correct-horse-1").await;
+    let token = common::login(&client, base, &email, PASSWORD).await;
     let r = client
         .get(format!("{base}/api/user/{uid}"))
         .bearer_auth(&token)

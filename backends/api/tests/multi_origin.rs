@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{temp_dir, Origin};
-use serde_json::{json, Value};
+use common::{temp_dir, Origin, PASSWORD};
+use serde_json::Value;
 
 const NAMES: [&str; 3] = ["origin_us", "origin_eu", "origin_ap"];
 
@@ -34,16 +34,11 @@ async fn three_origins_share_db_and_es256_keys() {
     assert_eq!(keys[0]["kty"], "EC");
     assert_eq!(keys[0]["alg"], "ES256");
 
-    let body = json!({"email": format!("multi.{}@example.com", common::random_word(8)), "password": "correct-horse-1"});
-    let r = client
-        .post(format!("{}/api/auth/signup", origins[0].url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let email = body["email"].as_str().unwrap();
-    let token = common::login(&client, &origins[1].url, email, "correct-horse-1").await;
+    // Signed up on one origin, logged in on another.
+    let email = format!("multi.{}@example.com", common::random_word(8));
+    let signup = client.post(format!("{}/api/auth/signup", origins[0].url));
+    common::sign_up(signup, &email, None).await;
+    let token = common::login(&client, &origins[1].url, &email, PASSWORD).await;
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(header.kid.as_deref(), keys[0]["kid"].as_str());

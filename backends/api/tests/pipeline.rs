@@ -6,23 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, Origin};
+use common::{new_account, temp_dir, Origin};
 use fastgate_api::db::Db;
 use fastgate_api::Settings;
 use serde_json::{json, Value};
 use sqlx::Row;
-
-async fn token(client: &reqwest::Client, base: &str, email: &str) -> String {
-    let body = json!({"email": email, "password": "correct-horse-1"});
-    let r = client
-        .post(format!("{base}/api/auth/signup"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    common::login(client, base, email, "correct-horse-1").await
-}
 
 async fn crashed_worker_job_completes_once(database_url: Option<String>) {
     let dir = temp_dir("crash");
@@ -34,7 +22,7 @@ async fn crashed_worker_job_completes_once(database_url: Option<String>) {
     let api = Origin::start("origin_api", &dir, &env);
     let client = reqwest::Client::new();
     let email = format!("crash.{}@example.com", common::random_word(10));
-    let token = token(&client, &api.url, &email).await;
+    let token = new_account(&client, &api.url, &email).await;
     let content = "Leases expire. Workers crash sometimes! The queue remembers every job.";
     let r = client
         .post(format!("{}/api/uploads", api.url))
@@ -43,11 +31,7 @@ async fn crashed_worker_job_completes_once(database_url: Option<String>) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
-    let key = r.json::<Value>().await.unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = common::string_field(r, 202, "key").await;
 
     // A worker claims the job and dies holding it.
     let settings =
@@ -172,7 +156,7 @@ async fn killed_origin_job_is_finished_by_another() {
     ];
     let mut first = Origin::start("origin_a", &dir, &lease);
     let client = reqwest::Client::new();
-    let token = token(
+    let token = new_account(
         &client,
         &first.url,
         &format!("kill.{}@example.com", common::random_word(10)),

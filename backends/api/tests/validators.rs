@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{temp_dir, Origin};
-use serde_json::{json, Value};
+use common::{temp_dir, Origin, PASSWORD};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_carry_validators_and_honour_if_none_match() {
@@ -14,18 +14,9 @@ async fn reads_carry_validators_and_honour_if_none_match() {
     let b = Origin::start("origin_eu", &dir, &[]);
     let client = reqwest::Client::new();
     let email = format!("etag.{}@example.com", common::random_word(8));
-    let r = client
-        .post(format!("{}/api/auth/signup", a.url))
-        .json(&json!({"email": email, "password": "correct-horse-1", "full_name": "Etag User"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let token = common::login(&client, &a.url, &email, "correct-horse-1").await;
+    let signup = client.post(format!("{}/api/auth/signup", a.url));
+    let id = common::sign_up(signup, &email, Some("Etag User")).await;
+    let token = common::login(&client, &a.url, &email, PASSWORD).await;
 
     let get = |base: &str, path: &str, inm: Option<&str>| {
         let mut req = client.get(format!("{base}{path}")).bearer_auth(&token);
@@ -82,14 +73,7 @@ async fn a_summaries_list_with_a_queued_upload_is_not_storable() {
     let o = Origin::start("origin_us", &dir, &[("FASTGATE_WORKER", "0")]);
     let client = reqwest::Client::new();
     let email = format!("queued.{}@example.com", common::random_word(8));
-    let r = client
-        .post(format!("{}/api/auth/signup", o.url))
-        .json(&json!({"email": email, "password": "correct-horse-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let token = common::login(&client, &o.url, &email, "correct-horse-1").await;
+    let token = common::new_account(&client, &o.url, &email).await;
     let summaries = || {
         client
             .get(format!("{}/api/summaries", o.url))

@@ -1,4 +1,4 @@
-//! The origin's side of DESIGN §4 "Identity to the origin": every request except the
+//! The origin's side of the identity contract (`fastgate-wire`): every request except the
 //! exempt paths must carry the edge's RFC 9421 HTTP Message Signature over the method,
 //! path, query, `Fastgate-Identity`, `Fastgate-Flags` and `X-Request-Id`. The origin trusts
 //! the edge's identity instead of re-parsing end-user tokens, so a request that reached it

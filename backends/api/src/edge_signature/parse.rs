@@ -79,12 +79,12 @@ pub fn parse_signature(header: &str) -> Result<Vec<u8>, SignatureError> {
 }
 
 /// One covered component: a string without parameters.
-fn component((item, has_params): (BareItemFromInput<'_>, bool)) -> Result<String, SignatureError> {
+fn component(entry: Entry<'_>) -> Result<String, SignatureError> {
     use SignatureError::MalformedInput as M;
-    let BareItemFromInput::String(name) = item else {
+    let Some(BareItemFromInput::String(name)) = entry.item else {
         return Err(M("inner list item is not a string"));
     };
-    if has_params {
+    if !entry.params.is_empty() {
         return Err(M("component parameters are not supported"));
     }
     Ok(name.as_str().to_owned())
@@ -102,30 +102,37 @@ struct InputParams {
 impl InputParams {
     fn set(&mut self, key: &str, value: BareItemFromInput<'_>) -> Result<(), SignatureError> {
         use SignatureError::MalformedInput as M;
-        let repeated = match key {
-            "created" => self
-                .created
-                .replace(non_negative(value).ok_or(M("created is not an integer"))?)
-                .is_some(),
-            "expires" => self
-                .expires
-                .replace(non_negative(value).ok_or(M("expires is not an integer"))?)
-                .is_some(),
-            "keyid" => self
-                .keyid
-                .replace(string(value).ok_or(M("keyid is not a string"))?)
-                .is_some(),
-            "alg" => self
-                .alg
-                .replace(string(value).ok_or(M("alg is not a string"))?)
-                .is_some(),
-            _ => return Err(M("unsupported parameter")),
-        };
-        if repeated {
-            return Err(M("repeated parameter"));
+        match key {
+            "created" => fill(
+                &mut self.created,
+                non_negative(value),
+                "created is not an integer",
+            ),
+            "expires" => fill(
+                &mut self.expires,
+                non_negative(value),
+                "expires is not an integer",
+            ),
+            "keyid" => fill(&mut self.keyid, string(value), "keyid is not a string"),
+            "alg" => fill(&mut self.alg, string(value), "alg is not a string"),
+            _ => Err(M("unsupported parameter")),
         }
-        Ok(())
     }
+}
+
+/// Stores a parameter's `value` (`None` when of the wrong type, refused as `wrong_type`) in
+/// its `slot`, which must still be empty.
+fn fill<T>(
+    slot: &mut Option<T>,
+    value: Option<T>,
+    wrong_type: &'static str,
+) -> Result<(), SignatureError> {
+    use SignatureError::MalformedInput as M;
+    let value = value.ok_or(M(wrong_type))?;
+    if slot.replace(value).is_some() {
+        return Err(M("repeated parameter"));
+    }
+    Ok(())
 }
 
 fn non_negative(value: BareItemFromInput<'_>) -> Option<u64> {
@@ -214,14 +221,14 @@ impl<'de> FindLabel<'de> {
     }
 }
 
-/// A dictionary member's value with every parameter kept, repeats included (sfv's own
-/// types keep only the last).
+/// A dictionary member's value, or one item of its inner list, with every parameter kept,
+/// repeats included (sfv's own types keep only the last).
 #[derive(Default)]
 struct Entry<'de> {
     /// The bare item, when the value is one item.
     item: Option<BareItemFromInput<'de>>,
-    /// The items and whether each had parameters, when the value is an inner list.
-    inner_list: Option<Vec<(BareItemFromInput<'de>, bool)>>,
+    /// The items, when the value is an inner list.
+    inner_list: Option<Vec<Entry<'de>>>,
     /// The value's own parameters, in order.
     params: Vec<(&'de KeyRef, BareItemFromInput<'de>)>,
 }
@@ -275,7 +282,10 @@ impl<'de> InnerListVisitor<'de> for &mut Entry<'de> {
     type Error = Infallible;
 
     fn item(&mut self) -> Result<impl ItemVisitor<'de>, Self::Error> {
-        Ok(Component(self.inner_list.get_or_insert_with(Vec::new)))
+        let items = self.inner_list.get_or_insert_with(Vec::new);
+        items.push(Entry::default());
+        let last = items.len() - 1;
+        Ok(&mut items[last])
     }
 
     fn finish(self) -> Result<impl ParameterVisitor<'de>, Self::Error> {
@@ -296,40 +306,6 @@ impl<'de> ParameterVisitor<'de> for Params<'_, 'de> {
         value: BareItemFromInput<'de>,
     ) -> Result<(), Self::Error> {
         self.0.push((key, value));
-        Ok(())
-    }
-
-    fn finish(self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
-/// Collects one inner-list item, noting whether it had parameters.
-struct Component<'a, 'de>(&'a mut Vec<(BareItemFromInput<'de>, bool)>);
-
-impl<'de> ItemVisitor<'de> for Component<'_, 'de> {
-    type Out = ();
-    type Error = Infallible;
-
-    fn bare_item(
-        self,
-        bare_item: BareItemFromInput<'de>,
-    ) -> Result<impl ParameterVisitor<'de, Out = ()>, Self::Error> {
-        self.0.push((bare_item, false));
-        let last = self.0.len() - 1;
-        Ok(HasParams(&mut self.0[last].1))
-    }
-}
-
-/// Notes that an item had parameters.
-struct HasParams<'a>(&'a mut bool);
-
-impl<'de> ParameterVisitor<'de> for HasParams<'_> {
-    type Out = ();
-    type Error = Infallible;
-
-    fn parameter(&mut self, _: &'de KeyRef, _: BareItemFromInput<'de>) -> Result<(), Self::Error> {
-        *self.0 = true;
         Ok(())
     }
 

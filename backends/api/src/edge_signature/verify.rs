@@ -213,8 +213,30 @@ mod tests {
         )
     }
 
+    /// A GET of `/p` for the anonymous identity, signed with `secret` over `params`.
+    fn sign_p(secret: &str, params: &str) -> Req {
+        sign("GET", "/p", "e30", secret, params)
+    }
+
+    /// The good request with the header `name` set to `value` after signing.
+    fn good_with(name: HeaderName, value: &str) -> Req {
+        let mut r = good();
+        r.headers
+            .insert(name, HeaderValue::from_str(value).unwrap());
+        r
+    }
+
     fn check(r: &Req, now: u64) -> Result<EdgeIdentity, SignatureError> {
         verifier().verify(&r.method, &r.uri, &r.headers, now)
+    }
+
+    /// Sends the good request with each of `values` in the header `name`; each must be
+    /// refused with an error `accepted` allows.
+    fn assert_refused(name: HeaderName, values: &[&str], accepted: fn(&SignatureError) -> bool) {
+        for value in values {
+            let err = check(&good_with(name.clone(), value), NOW).unwrap_err();
+            assert!(accepted(&err), "{name} {value:?}: {err:?}");
+        }
     }
 
     #[test]
@@ -291,10 +313,10 @@ mod tests {
             r#"( "@method"  "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");  created={NOW};expires={};keyid="k1""#,
             NOW + 10
         );
-        assert!(check(&sign("GET", "/p", "e30", "secret-one", &p), NOW).is_ok());
+        assert!(check(&sign_p("secret-one", &p), NOW).is_ok());
         // Signed over the canonical form but sent in another: a mismatch.
         let canonical = p.replace("( \"@method\"  ", "(\"@method\" ");
-        let mut r = sign("GET", "/p", "e30", "secret-one", &canonical);
+        let mut r = sign_p("secret-one", &canonical);
         r.headers.insert(
             SIGNATURE_INPUT,
             HeaderValue::from_str(&format!("fastgate={p}")).unwrap(),
@@ -304,15 +326,12 @@ mod tests {
 
     #[test]
     fn unpadded_or_lenient_base64_is_refused() {
-        let mut r = good();
         let unpadded = format!(
             "fastgate=:{}:",
             test_vector::MAC_BASE64.trim_end_matches('=')
         );
-        r.headers
-            .insert(SIGNATURE, HeaderValue::from_str(&unpadded).unwrap());
         assert_eq!(
-            check(&r, NOW),
+            check(&good_with(SIGNATURE, &unpadded), NOW),
             Err(SignatureError::MalformedSignature("not standard base64"))
         );
     }
@@ -325,35 +344,17 @@ mod tests {
         // Within the skew on both ends, and `alg` may be left out.
         assert!(check(&good(), NOW - CLOCK_SKEW_SECS).is_ok());
         assert!(check(&good(), NOW + 30 + CLOCK_SKEW_SECS).is_ok());
-        let r = sign(
-            "GET",
-            "/p",
-            "e30",
-            "secret-one",
-            &params(NOW, NOW + 60, "k1", None),
-        );
+        let r = sign_p("secret-one", &params(NOW, NOW + 60, "k1", None));
         let anon = check(&r, NOW).unwrap();
         assert_eq!((anon.subject(), anon.claims.len()), (None, 0));
     }
 
     #[test]
     fn key_rotation_accepts_every_listed_key() {
-        let r = sign(
-            "GET",
-            "/p",
-            "e30",
-            "secret-two",
-            &params(NOW, NOW + 10, "k2", Some(ALGORITHM)),
-        );
+        let r = sign_p("secret-two", &params(NOW, NOW + 10, "k2", Some(ALGORITHM)));
         assert!(check(&r, NOW).is_ok());
         // A kid paired with the other key's secret does not verify.
-        let r = sign(
-            "GET",
-            "/p",
-            "e30",
-            "secret-two",
-            &params(NOW, NOW + 10, "k1", Some(ALGORITHM)),
-        );
+        let r = sign_p("secret-two", &params(NOW, NOW + 10, "k1", Some(ALGORITHM)));
         assert_eq!(check(&r, NOW), Err(SignatureError::Mismatch));
         // After k1 is retired, its signatures stop passing.
         let only_k2 = Verifier::new(IdentityKeys::parse("k2:secret-two").unwrap());
@@ -366,20 +367,14 @@ mod tests {
 
     #[test]
     fn tampered_identity_is_refused() {
-        let mut r = good();
-        r.headers.insert(
-            IDENTITY,
-            HeaderValue::from_str(&b64url(r#"{"sub":"admin@b.c","uid":"u1"}"#)).unwrap(),
-        );
-        assert_eq!(check(&r, NOW), Err(SignatureError::Mismatch));
-        let mut r = good();
-        r.headers
-            .insert(FLAGS, HeaderValue::from_static("new_schema=0"));
-        assert_eq!(check(&r, NOW), Err(SignatureError::Mismatch));
-        let mut r = good();
-        r.headers
-            .insert(REQUEST_ID, HeaderValue::from_static("req-2"));
-        assert_eq!(check(&r, NOW), Err(SignatureError::Mismatch));
+        for (name, value) in [
+            (IDENTITY, b64url(r#"{"sub":"admin@b.c","uid":"u1"}"#)),
+            (FLAGS, "new_schema=0".into()),
+            (REQUEST_ID, "req-2".into()),
+        ] {
+            let r = good_with(name, &value);
+            assert_eq!(check(&r, NOW), Err(SignatureError::Mismatch), "{value}");
+        }
     }
 
     #[test]
@@ -403,13 +398,7 @@ mod tests {
             );
         }
         // A signed bare "?" equals a signed absent query.
-        let r = sign(
-            "GET",
-            "/p",
-            "e30",
-            "secret-one",
-            &params(NOW, NOW + 10, "k1", None),
-        );
+        let r = sign_p("secret-one", &params(NOW, NOW + 10, "k1", None));
         let mut with_q = sign(
             "GET",
             "/p?",
@@ -438,49 +427,25 @@ mod tests {
             })
         );
         for (created, expires) in [(NOW, NOW + 61), (NOW, NOW), (NOW, NOW - 1)] {
-            let r = sign(
-                "GET",
-                "/p",
-                "e30",
-                "secret-one",
-                &params(created, expires, "k1", None),
-            );
+            let r = sign_p("secret-one", &params(created, expires, "k1", None));
             assert_eq!(
                 check(&r, NOW),
                 Err(SignatureError::Window { created, expires })
             );
         }
-        let r = sign(
-            "GET",
-            "/p",
-            "e30",
-            "secret-one",
-            &params(NOW, NOW + 60, "k1", None),
-        );
+        let r = sign_p("secret-one", &params(NOW, NOW + 60, "k1", None));
         assert!(check(&r, NOW).is_ok());
     }
 
     #[test]
     fn unknown_keyid_and_wrong_alg_are_refused() {
-        let r = sign(
-            "GET",
-            "/p",
-            "e30",
-            "secret-one",
-            &params(NOW, NOW + 10, "k9", None),
-        );
+        let r = sign_p("secret-one", &params(NOW, NOW + 10, "k9", None));
         assert_eq!(
             check(&r, NOW),
             Err(SignatureError::UnknownKeyId("k9".into()))
         );
         for alg in ["hmac-sha512", "HMAC-SHA256", "ed25519", ""] {
-            let r = sign(
-                "GET",
-                "/p",
-                "e30",
-                "secret-one",
-                &params(NOW, NOW + 10, "k1", Some(alg)),
-            );
+            let r = sign_p("secret-one", &params(NOW, NOW + 10, "k1", Some(alg)));
             assert_eq!(check(&r, NOW), Err(SignatureError::Algorithm(alg.into())));
         }
     }
@@ -539,21 +504,14 @@ mod tests {
             r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1", fastgate=("@method");created=1"#,
             r#"Fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1""#,
         ];
-        for input in bad {
-            let mut r = good();
-            r.headers
-                .insert(SIGNATURE_INPUT, HeaderValue::from_str(input).unwrap());
-            let err = check(&r, NOW).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    SignatureError::MalformedInput(_)
-                        | SignatureError::MissingLabel(_)
-                        | SignatureError::RepeatedLabel(_)
-                ),
-                "{input:?}: {err:?}"
-            );
-        }
+        assert_refused(SIGNATURE_INPUT, &bad, |err| {
+            matches!(
+                err,
+                SignatureError::MalformedInput(_)
+                    | SignatureError::MissingLabel(_)
+                    | SignatureError::RepeatedLabel(_)
+            )
+        });
         // Other covered components (fewer, more, another order) are refused.
         for covered in [
             r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags")"#,
@@ -562,7 +520,7 @@ mod tests {
             r#"()"#,
         ] {
             let p = format!(r#"{covered};created={NOW};expires={};keyid="k1""#, NOW + 10);
-            let r = sign("GET", "/p", "e30", "secret-one", &p);
+            let r = sign_p("secret-one", &p);
             assert_eq!(
                 check(&r, NOW),
                 Err(SignatureError::CoveredComponents),
@@ -574,37 +532,28 @@ mod tests {
             r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");keyid="k1";alg="hmac-sha256";expires={};created={NOW}"#,
             NOW + 10
         );
-        assert!(check(&sign("GET", "/p", "e30", "secret-one", &p), NOW).is_ok());
+        assert!(check(&sign_p("secret-one", &p), NOW).is_ok());
     }
 
     #[test]
     fn malformed_signature_is_refused() {
-        for sig in [
+        let malformed = [
             "fastgate=t3Y/J4cQqrYkRKtICgIWArjLu2HRMx8wGoIHEi5U0wI=",
             "fastgate=:t3Y_J4cQqrYkRKtICgIWArjLu2HRMx8wGoIHEi5U0wI=:",
             "fastgate=:t3Y/J4cQqrYkRKtICgIWArjLu2HRMx8wGoIHEi5U0wI=:;x=1",
             "fastgate=:t3Y/J4cQqrYkRKtICgIWArjLu2HRMx8wGoIHEi5U0wI=",
             "other=:t3Y/J4cQqrYkRKtICgIWArjLu2HRMx8wGoIHEi5U0wI=:",
-        ] {
-            let mut r = good();
-            r.headers
-                .insert(SIGNATURE, HeaderValue::from_str(sig).unwrap());
-            let err = check(&r, NOW).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    SignatureError::MalformedSignature(_) | SignatureError::MissingLabel(_)
-                ),
-                "{sig:?}: {err:?}"
-            );
-        }
+        ];
+        assert_refused(SIGNATURE, &malformed, |err| {
+            matches!(
+                err,
+                SignatureError::MalformedSignature(_) | SignatureError::MissingLabel(_)
+            )
+        });
         // Well-formed but wrong, or truncated: a mismatch.
-        for sig in ["fastgate=:AAAA:", "fastgate=::"] {
-            let mut r = good();
-            r.headers
-                .insert(SIGNATURE, HeaderValue::from_str(sig).unwrap());
-            assert_eq!(check(&r, NOW), Err(SignatureError::Mismatch), "{sig}");
-        }
+        assert_refused(SIGNATURE, &["fastgate=:AAAA:", "fastgate=::"], |err| {
+            *err == SignatureError::Mismatch
+        });
     }
 
     #[test]

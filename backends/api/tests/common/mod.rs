@@ -183,17 +183,53 @@ pub fn random_word(len: usize) -> String {
         .collect()
 }
 
+/// The password every test account signs up with.
+pub const PASSWORD: &str = "correct-horse-1";
+
+/// Checks that `r` has `status` (showing the body when not) and returns the string `field`
+/// of its JSON body: an id, a key or a token the test goes on with.
+pub async fn string_field(r: reqwest::Response, status: u16, field: &str) -> String {
+    let got = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field:?} in {body}"))
+        .to_owned()
+}
+
+/// Sends `request` (a sign-up, plain or signed) for `email` with [`PASSWORD`] and, when
+/// given, `full_name`; expects 201 and returns the new user's id.
+pub async fn sign_up(
+    request: reqwest::RequestBuilder,
+    email: &str,
+    full_name: Option<&str>,
+) -> String {
+    let mut body = serde_json::json!({"email": email, "password": PASSWORD});
+    if let Some(name) = full_name {
+        body["full_name"] = name.into();
+    }
+    let r = request.json(&body).send().await.unwrap();
+    string_field(r, 201, "id").await
+}
+
+/// Sends `request` (a login, plain or signed) for `email`; expects 200 and returns the
+/// bearer token.
+pub async fn log_in(request: reqwest::RequestBuilder, email: &str, password: &str) -> String {
+    let body = serde_json::json!({"email": email, "password": password});
+    let r = request.json(&body).send().await.unwrap();
+    string_field(r, 200, "access_token").await
+}
+
 /// Logs in over HTTP and returns the bearer token; panics with the response when login fails.
 pub async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let r = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let body = r.json::<serde_json::Value>().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"))
-        .to_owned()
+    let request = client.post(format!("{base}/api/auth/login"));
+    log_in(request, email, password).await
+}
+
+/// Signs `email` up at `base` (no full name) and logs in there; returns the bearer token.
+pub async fn new_account(client: &reqwest::Client, base: &str, email: &str) -> String {
+    sign_up(client.post(format!("{base}/api/auth/signup")), email, None).await;
+    login(client, base, email, PASSWORD).await
 }
