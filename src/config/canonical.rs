@@ -1,12 +1,7 @@
-//! The config's canonical text: the JSON as written, minus the whitespace between tokens.
-//! The config's hash is taken over it, so reformatting a file never changes the hash, and
-//! the edge (`Fastgate-Config`) and `cargo xtask config check` report the same one.
-//!
-//! Key order, escapes and number spellings are kept as written: canonicalising those would
-//! mean a second full parse of every override on every request, while dropping whitespace
-//! is one pass over the bytes, the cost of hashing them at all. The functions are `const`
-//! so the embedded config is minified, and its hash taken, at compile time by this same
-//! code.
+//! The embedded config's compact text: `config/default.json` minus the whitespace between
+//! tokens, computed at compile time (every request parses the embedded config, and JSON
+//! parsing time grows with the bytes scanned). Key order, escapes and number spellings are
+//! kept as written.
 //!
 //! The input is JSON that already parsed; on anything else the output is unspecified
 //! (but still a pure function of the input).
@@ -73,20 +68,6 @@ pub(super) const fn text<const N: usize>(json: &[u8]) -> [u8; N] {
     out
 }
 
-/// FNV-1a 64 of `json`'s canonical text, without building it: a cheap fingerprint, not a
-/// security boundary (nothing trusts it).
-pub(super) const fn hash(json: &[u8]) -> u64 {
-    let (mut scan, mut h, mut i) = (Scan::START, 0xcbf2_9ce4_8422_2325_u64, 0);
-    while i < json.len() {
-        if scan.keep(json[i]) {
-            h ^= json[i] as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        i += 1;
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,8 +86,6 @@ mod tests {
             r#"{"a b":[1,2],"c":"x \" y\\","d":null}"#
         );
         assert_eq!(len(pretty.as_bytes()), canonical(pretty).len());
-        assert_eq!(hash(pretty.as_bytes()), hash(canonical(pretty).as_bytes()));
-        assert_ne!(hash(br#"{"v":"a b"}"#), hash(br#"{"v":"ab"}"#));
         const T: [u8; 6] = text(b" [ 1 , \"\" ] ");
         assert_eq!(&T, br#"[1,""]"#);
     }

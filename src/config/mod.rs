@@ -5,8 +5,8 @@
 //! [`Config::parse`], which rejects unknown fields and dangling backend names *at load*,
 //! naming the offending field ([`FieldError`]), so a bad config never turns into a storm of
 //! 500s. `model.rs` is the shape, `validate.rs` the cross-field checks, `load.rs` the
-//! choice between embedded and override, and `canonical.rs` the text the config's one hash
-//! is taken over (and the embedded copy's minified form).
+//! choice between embedded and override (and the config's hash), and `canonical.rs` the
+//! embedded copy's compact form.
 
 mod canonical;
 mod error;

@@ -91,9 +91,9 @@ pub(super) struct ConfigFile {
 pub struct Config {
     /// Operator-chosen label of this config revision; surfaced in logs and headers.
     pub version: String,
-    /// FNV-1a 64 of the config's text without the whitespace between tokens: tells two
+    /// FNV-1a 64 of the config file's bytes as written: tells two
     /// revisions with the same label apart, and is the same for the edge and
-    /// `cargo xtask config check` however the file is formatted (see `canonical.rs`).
+    /// `cargo xtask config check` for the same file (see `load.rs`).
     pub hash: String,
     pub backends: BTreeMap<String, Backend>,
     pub geo: GeoMap,
