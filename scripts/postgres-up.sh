@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs (Debian package) and starts a local PostgreSQL for the origin's PostgreSQL tests,
-# creating the `fastgate` role and `fastgate_test` database. Idempotent. Prints the URL.
+# creating the `fastgate` role and a database, by default `fastgate_test` (the first argument
+# names another). The database is dropped and created afresh on every call, so a run never
+# inherits tables or migration history from an earlier checkout. Prints the URL.
 set -euo pipefail
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
@@ -18,6 +20,8 @@ for _ in $(seq 1 30); do
 done
 su postgres -c "psql -qtAc \"select 1 from pg_roles where rolname='fastgate'\"" | grep -q 1 ||
   su postgres -c "psql -qc \"create user fastgate with password 'fastgate' superuser\"" >&2
-su postgres -c "psql -qtAc \"select 1 from pg_database where datname='fastgate_test'\"" | grep -q 1 ||
-  su postgres -c "createdb -O fastgate fastgate_test" >&2
-echo "postgres://fastgate:fastgate@127.0.0.1/fastgate_test"
+db=${1:-fastgate_test}
+case "$db" in *[!a-z0-9_]* | "") echo "postgres-up: bad database name: $db" >&2; exit 2 ;; esac
+su postgres -c "dropdb --if-exists --force $db" >&2
+su postgres -c "createdb -O fastgate $db" >&2
+echo "postgres://fastgate:fastgate@127.0.0.1/$db"
