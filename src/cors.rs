@@ -380,6 +380,36 @@ pub fn decorate(policy: &CorsPolicy, origin: Option<&str>) -> Vec<(&'static str,
     out
 }
 
+/// Whether a response header is a CORS response header (`Access-Control-*`). On a route
+/// whose CORS the edge owns, the origin's are dropped before the edge adds its own (see
+/// [`origin_vary_without_cors`]): otherwise an origin that mirrors any `Origin` with
+/// credentials would grant what the edge's policy refuses, and a cached copy would carry
+/// one caller's grant to the next.
+pub fn is_cors_response_header(name: &str) -> bool {
+    name.as_bytes()
+        .get(..15)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"access-control-"))
+}
+
+/// The origin's `Vary` (all its field lines) on a route whose CORS the edge owns, without
+/// the members CORS put there: `Origin`, which the edge adds back once, and
+/// `Access-Control-Request-Method` / `-Headers`, which only a preflight varies on, and
+/// preflights never reach the origin here. Other members keep their order, duplicates
+/// (any case) once; `None` when nothing is left.
+pub fn origin_vary_without_cors<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut kept: Vec<&str> = Vec::new();
+    for member in values.into_iter().flat_map(|v| v.split(',')) {
+        let member = member.trim_matches([' ', '\t']);
+        let cors = member.eq_ignore_ascii_case("origin")
+            || member.eq_ignore_ascii_case("access-control-request-method")
+            || member.eq_ignore_ascii_case("access-control-request-headers");
+        if !member.is_empty() && !cors && !kept.iter().any(|k| k.eq_ignore_ascii_case(member)) {
+            kept.push(member);
+        }
+    }
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -843,5 +873,46 @@ mod tests {
             validated > 2_000,
             "too few valid policies exercised: {validated}"
         );
+    }
+
+    /// The origin's own CORS answer never leaves the edge on a route whose CORS the edge
+    /// owns: its `Access-Control-*` fields go, and so do the `Vary` members CORS put there.
+    #[test]
+    fn origin_cors_headers_are_recognised_and_its_vary_is_cleaned() {
+        for name in [
+            "Access-Control-Allow-Origin",
+            "access-control-allow-credentials",
+            "ACCESS-CONTROL-EXPOSE-HEADERS",
+            "access-control-max-age",
+            "Access-Control-Allow-Private-Network",
+        ] {
+            assert!(is_cors_response_header(name), "{name}");
+        }
+        for name in [
+            "vary",
+            "content-type",
+            "access-control",
+            "x-access-control-x",
+            "",
+        ] {
+            assert!(!is_cors_response_header(name), "{name}");
+        }
+        // tower-http's actual-response Vary, on its own line and beside the origin's own.
+        assert_eq!(
+            origin_vary_without_cors([
+                "origin, access-control-request-method, access-control-request-headers"
+            ]),
+            None
+        );
+        assert_eq!(
+            origin_vary_without_cors(["Fastgate-Flags", "Origin", "accept-encoding, ORIGIN"]),
+            Some("Fastgate-Flags, accept-encoding".into())
+        );
+        assert_eq!(origin_vary_without_cors(["*", "origin"]), Some("*".into()));
+        assert_eq!(
+            origin_vary_without_cors(["Accept, accept, , "]),
+            Some("Accept".into())
+        );
+        assert_eq!(origin_vary_without_cors(Vec::<&str>::new()), None);
     }
 }

@@ -5,12 +5,19 @@
 //! any failure; a non-idempotent one (POST, PATCH) only when it provably never reached the
 //! origin, i.e. the connection was never established. A 502/503/504 answer counts as a
 //! failure for idempotent methods only.
+//!
+//! A 503 that carries `Retry-After` is an origin shedding load on purpose (its argon2
+//! queue is full, say): it is alive and said when to come back. An idempotent request may
+//! still try the next backend, but the backend is not marked down, or one burst of logins
+//! would send every client of that origin elsewhere for `down_for_s`.
 
 /// How one attempt ended, as far as the platform can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
     /// The origin answered with this status.
     Answered(u16),
+    /// The origin answered 503 with `Retry-After`: alive, shedding load.
+    Shedding,
     /// No connection was made (refused, DNS, unroutable): the request was never sent.
     NotConnected,
     /// The attempt failed after the request may have been sent (reset, timeout, garbled
@@ -19,10 +26,21 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    /// How an answer with `status` ends an attempt; `retry_after` is whether it carries
+    /// `Retry-After`.
+    pub fn answered(status: u16, retry_after: bool) -> Self {
+        if status == 503 && retry_after {
+            AttemptOutcome::Shedding
+        } else {
+            AttemptOutcome::Answered(status)
+        }
+    }
+
     /// True when the backend should be marked down for later requests.
     pub fn is_backend_failure(self) -> bool {
         match self {
             AttemptOutcome::Answered(status) => matches!(status, 502..=504),
+            AttemptOutcome::Shedding => false,
             AttemptOutcome::NotConnected | AttemptOutcome::Failed => true,
         }
     }
@@ -40,6 +58,7 @@ pub fn is_idempotent(method: &str) -> bool {
 pub fn may_retry(method: &str, outcome: AttemptOutcome) -> bool {
     match outcome {
         AttemptOutcome::Answered(status) => matches!(status, 502..=504) && is_idempotent(method),
+        AttemptOutcome::Shedding => is_idempotent(method),
         AttemptOutcome::NotConnected => true,
         AttemptOutcome::Failed => is_idempotent(method),
     }
@@ -91,5 +110,22 @@ mod tests {
         assert!(!AttemptOutcome::Answered(500).is_backend_failure());
         assert!(!AttemptOutcome::Answered(200).is_backend_failure());
         assert!(AttemptOutcome::Failed.is_backend_failure());
+    }
+
+    #[test]
+    fn a_shedding_origin_is_not_marked_down() {
+        let shedding = AttemptOutcome::answered(503, true);
+        assert_eq!(shedding, AttemptOutcome::Shedding);
+        assert!(!shedding.is_backend_failure());
+        assert!(!may_retry("POST", shedding));
+        assert!(may_retry("GET", shedding));
+        assert_eq!(
+            AttemptOutcome::answered(503, false),
+            AttemptOutcome::Answered(503)
+        );
+        assert_eq!(
+            AttemptOutcome::answered(502, true),
+            AttemptOutcome::Answered(502)
+        );
     }
 }

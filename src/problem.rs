@@ -14,6 +14,10 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub instance: String,
+    /// Header fields the answer carries besides the body, such as `Allow` on a 405
+    /// (RFC 9110 §15.5.6 requires it). Not part of the JSON.
+    #[serde(skip)]
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// The kinds of error the edge answers itself.
@@ -27,6 +31,9 @@ pub enum ProblemKind {
     Unavailable,
     NotFound,
     MethodNotAllowed,
+    ContentTooLarge,
+    UriTooLong,
+    NotImplemented,
     BadGateway,
     Internal,
 }
@@ -42,6 +49,9 @@ impl ProblemKind {
             ProblemKind::Unavailable => ("unavailable", "Service Unavailable", 503),
             ProblemKind::NotFound => ("not-found", "Not Found", 404),
             ProblemKind::MethodNotAllowed => ("method-not-allowed", "Method Not Allowed", 405),
+            ProblemKind::ContentTooLarge => ("content-too-large", "Content Too Large", 413),
+            ProblemKind::UriTooLong => ("uri-too-long", "URI Too Long", 414),
+            ProblemKind::NotImplemented => ("not-implemented", "Not Implemented", 501),
             ProblemKind::BadGateway => ("bad-gateway", "Bad Gateway", 502),
             ProblemKind::Internal => ("internal", "Internal Server Error", 500),
         }
@@ -57,7 +67,49 @@ impl Problem {
             status,
             detail: detail.into(),
             instance: format!("urn:fastgate:request:{request_id}"),
+            headers: Vec::new(),
         }
+    }
+
+    /// The 405 answer: the path exists, but not for this method. `allow` lists the methods
+    /// it does accept, and travels as the `Allow` field RFC 9110 §15.5.6 requires.
+    pub fn method_not_allowed(method: &str, allow: String, request_id: &str) -> Self {
+        let mut p = Self::new(
+            ProblemKind::MethodNotAllowed,
+            format!("{method} is not allowed on this path"),
+            request_id,
+        );
+        p.headers.push(("allow", allow));
+        p
+    }
+
+    /// The 501 answer for a method the edge never forwards: unknown, spelled in another
+    /// case (methods are case-sensitive, RFC 9110 §9.1), `CONNECT` or `TRACE`.
+    pub fn method_not_implemented(request_id: &str) -> Self {
+        Self::new(
+            ProblemKind::NotImplemented,
+            "the edge does not implement this method (methods are case-sensitive: GET, HEAD, \
+             POST, PUT, PATCH, DELETE, OPTIONS)",
+            request_id,
+        )
+    }
+
+    /// The 413 answer for a request body over the route's limit.
+    pub fn content_too_large(limit: u64, request_id: &str) -> Self {
+        Self::new(
+            ProblemKind::ContentTooLarge,
+            format!("the request body is larger than this route's limit of {limit} bytes"),
+            request_id,
+        )
+    }
+
+    /// The 414 answer for a request target over the configured limit.
+    pub fn uri_too_long(limit: usize, request_id: &str) -> Self {
+        Self::new(
+            ProblemKind::UriTooLong,
+            format!("the request target is longer than the limit of {limit} bytes"),
+            request_id,
+        )
     }
 
     /// The answer when the edge itself is broken (never the client's fault).
@@ -136,5 +188,17 @@ mod tests {
         assert_eq!(v["type"], "https://fastgate.dev/problems/bad-gateway");
         assert_eq!(v["instance"], "urn:fastgate:request:abc");
         assert_eq!(v["detail"], "origin_eu unreachable");
+    }
+
+    #[test]
+    fn header_fields_travel_beside_the_json_not_in_it() {
+        let p = Problem::method_not_allowed("DELETE", "GET, HEAD".into(), "abc");
+        assert_eq!(p.status, 405);
+        assert_eq!(p.headers, vec![("allow", "GET, HEAD".to_owned())]);
+        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        assert!(v.get("headers").is_none(), "{v}");
+        assert_eq!(Problem::content_too_large(1, "a").status, 413);
+        assert_eq!(Problem::uri_too_long(1, "a").status, 414);
+        assert_eq!(Problem::method_not_implemented("a").status, 501);
     }
 }

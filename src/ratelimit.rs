@@ -4,26 +4,37 @@
 //!
 //! - Windows are fixed and aligned to the epoch ([`window`]), so every POP and every Wasm
 //!   instance agrees on where a window starts without sharing any state.
+//! - A limit counts per **group** ([`RateLimitSpec::group`], the route id unless the config
+//!   names one): an alias such as `/v1/auth/login` names the group of the route it rewrites
+//!   to, so both paths share one counter and one penalty box. The config refuses a group
+//!   whose routes disagree on the limit (a group is one counter).
 //! - Keys ([`key`]) are cache-safe: everything a client controls (subject, header value, email)
-//!   is SHA-256-hashed to hex, and prefixed with the route and the window length, so two routes
-//!   or two window sizes never share a counter.
+//!   is SHA-256-hashed to hex, and prefixed with the group and the window length, so two
+//!   groups or two window sizes never share a counter.
+//! - The client is its IPv4 address or its IPv6 **/64** ([`client_net`]): one subscriber
+//!   gets a whole /64 and picks any address in it, so a /128 key would let one client mint
+//!   unlimited counters. An IPv4-mapped IPv6 address counts as the IPv4 it maps.
 //! - A subject-, header- or login-keyed spec **falls back to the client IP** when its source is
 //!   absent (an anonymous request, a missing header, a body without an email): omitting the
 //!   header must never be a way around the limit. The fallback is keyed as `ip`, so it shares
-//!   the counter of an IP-keyed limit on the same route and window but never a subject's.
+//!   the counter of an IP-keyed limit on the same group and window but never a subject's.
 //!   [`key`] is `None` only when there is no IP either; the caller then admits the request
 //!   (fail open: limiting everyone under one shared key would be an outage).
+//! - The login key ([`login_key`], in `login.rs`) reads the body's email the way the origin
+//!   does and counts the account's canonical email (the contract crate's), so no spelling of
+//!   one account gets a fresh counter.
 //! - Over the limit, an optional penalty box refuses the key for `penalty_s` seconds, counted
 //!   from the first refused request and not extended by further ones.
-//! - Response headers follow draft-ietf-httpapi-ratelimit-headers-08+:
+//! - Response headers follow draft-ietf-httpapi-ratelimit-headers-08+, naming the group:
 //!   `RateLimit-Policy: "api";q=10;w=1` and `RateLimit: "api";r=3;t=1`, plus `Retry-After`
 //!   when refused.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
+mod login;
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Deserialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::FieldError;
@@ -33,8 +44,10 @@ use crate::http::{is_token, sf_string};
 pub const WINDOWS_S: [u32; 3] = [1, 10, 60];
 /// The longest penalty a spec may ask for: a day.
 pub const MAX_PENALTY_S: u32 = 86_400;
-/// Bodies larger than this are not parsed for an email (login bodies are tiny).
-pub const MAX_LOGIN_BODY: usize = 16 * 1024;
+/// The longest group name (it is part of every counter key).
+pub const MAX_GROUP_LEN: usize = 64;
+
+pub use login::{body_email, login_key, MAX_LOGIN_BODY};
 
 /// What identifies "one client" for a limit.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -46,7 +59,7 @@ pub enum LimitKey {
     Ip,
     /// A request header's value, name stored lower-case (falls back to the IP when absent).
     Header(String),
-    /// Brute-force protection: client IP + SHA-256 of the email in the JSON body
+    /// Brute-force protection: the client + SHA-256 of the canonical email in the JSON body
     /// (see [`login_key`]).
     Login,
 }
@@ -85,11 +98,35 @@ pub struct RateLimitSpec {
     /// Once over the limit, refuse the key for this long (1..=86400 s).
     #[serde(default)]
     pub penalty_s: Option<u32>,
+    /// The counter this route counts against, shared by every route naming it (an alias
+    /// names its target's group); absent: the route's id. `[A-Za-z0-9_.-]`, at most 64.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl RateLimitSpec {
+    /// The group this spec counts against on the route `route_id`.
+    pub fn group<'a>(&'a self, route_id: &'a str) -> &'a str {
+        self.group.as_deref().unwrap_or(route_id)
+    }
+
+    /// True when two routes' specs may share a group: everything but the group's name
+    /// agrees, so the one counter has one meaning.
+    pub fn same_limit(&self, other: &RateLimitSpec) -> bool {
+        (&self.key, self.limit, self.window_s, self.penalty_s)
+            == (&other.key, other.limit, other.window_s, other.penalty_s)
+    }
+
     /// Field-level validation, the field relative to the spec.
     pub fn validate(&self) -> Result<(), FieldError> {
+        if let Some(group) = &self.group {
+            if !is_group_name(group) {
+                return Err(FieldError::new(
+                    "group",
+                    format!("`{group}`: 1 to {MAX_GROUP_LEN} of `A-Z a-z 0-9 _ . -`"),
+                ));
+            }
+        }
         if self.limit == 0 {
             return Err(FieldError::new("limit", "must be positive"));
         }
@@ -120,39 +157,50 @@ fn push_sha256_hex(out: &mut String, data: &[u8]) {
     }
 }
 
-/// The login limit's key material: `<ip>|<sha256 hex of the trimmed, lower-cased email>`.
-/// The raw email never appears. A body that is too large, not JSON, or has no string `email`
-/// hashes as `-`, so garbage from one IP still shares one counter. Pass the result to [`key`]
-/// as `header_value` for a `login` spec.
-pub fn login_key(ip: Option<IpAddr>, body: &[u8]) -> String {
-    let email = (body.len() <= MAX_LOGIN_BODY)
-        .then(|| serde_json::from_slice::<Value>(body).ok())
-        .flatten()
-        .and_then(|v| match v.get("email") {
-            Some(Value::String(e)) => Some(e.trim().to_lowercase()),
-            _ => None,
-        });
-    let mut out = String::with_capacity(48 + 64);
-    match ip {
-        Some(ip) => {
-            let _ = write!(out, "{ip}");
-        }
-        None => out.push('-'),
-    }
-    out.push('|');
-    match email {
-        Some(e) if !e.is_empty() => push_sha256_hex(&mut out, e.as_bytes()),
-        _ => out.push('-'),
-    }
-    out
+/// A name that can appear in a counter key as it is (and in a header, quoted).
+fn is_group_name(s: &str) -> bool {
+    (1..=MAX_GROUP_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// The counter key for one client of one route's limit:
-/// `rl:<route>:<window_s>:<sub|ip|hdr|login>:<sha256 hex>`.
+/// The client a limit counts: an IPv4 address, or an IPv6 address's /64 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientNet {
+    V4(Ipv4Addr),
+    /// The network: the low 64 bits are zero.
+    V6Net64(Ipv6Addr),
+}
+
+/// The client as a limit sees it (see the module docs): IPv4 as is, IPv4-mapped IPv6
+/// (`::ffff:a.b.c.d`) as its IPv4, any other IPv6 address as its /64.
+pub fn client_net(ip: IpAddr) -> ClientNet {
+    match ip {
+        IpAddr::V4(v4) => ClientNet::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => ClientNet::V4(v4),
+            None => ClientNet::V6Net64(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// `198.51.100.7`, or `2001:db8:1:2::/64`.
+impl fmt::Display for ClientNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientNet::V4(v4) => write!(f, "{v4}"),
+            ClientNet::V6Net64(net) => write!(f, "{net}/64"),
+        }
+    }
+}
+
+/// The counter key for one client of one group's limit:
+/// `rl:<group>:<window_s>:<sub|ip|hdr|login>:<sha256 hex>`, the group being
+/// [`RateLimitSpec::group`] on the route `route_id`, and an `ip` client its [`client_net`].
 ///
 /// `header_value` is the configured header's value for a `header:<name>` spec, and the output
-/// of [`login_key`] for a `login` spec; it is ignored otherwise. A route id made of anything
-/// but `[A-Za-z0-9_.-]` is itself hashed, so the key stays unambiguous and printable.
+/// of [`login_key`] for a `login` spec; it is ignored otherwise. A group (a route id) made of
+/// anything but `[A-Za-z0-9_.-]` is itself hashed, so the key stays unambiguous and printable.
 pub fn key(
     spec: &RateLimitSpec,
     route_id: &str,
@@ -171,21 +219,18 @@ pub fn key(
     let (kind, material) = match primary {
         Some(p) => p,
         None => {
-            let _ = write!(ip_text, "{}", ip?);
+            let _ = write!(ip_text, "{}", client_net(ip?));
             ("ip", ip_text.as_str())
         }
     };
-    let mut out = String::with_capacity(3 + route_id.len().min(64) + 8 + 6 + 64);
+    let group = spec.group(route_id);
+    let mut out = String::with_capacity(3 + group.len().min(64) + 8 + 6 + 64);
     out.push_str("rl:");
-    if !route_id.is_empty()
-        && route_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        out.push_str(route_id);
+    if is_group_name(group) {
+        out.push_str(group);
     } else {
         out.push('~');
-        push_sha256_hex(&mut out, route_id.as_bytes());
+        push_sha256_hex(&mut out, group.as_bytes());
     }
     let _ = write!(out, ":{}:{kind}:", spec.window_s);
     push_sha256_hex(&mut out, material.as_bytes());
@@ -286,9 +331,14 @@ pub const RATELIMIT_POLICY: &str = "RateLimit-Policy";
 pub const RATELIMIT: &str = "RateLimit";
 pub const RETRY_AFTER: &str = "Retry-After";
 
-/// The response headers for `verdict`, the policy named `name` (e.g. the route id).
-pub fn headers(spec: &RateLimitSpec, name: &str, verdict: &Verdict) -> Vec<(&'static str, String)> {
-    let name = sf_string(name);
+/// The response headers for `verdict` on the route `route_id`; the policy they name is the
+/// limit's group ([`RateLimitSpec::group`]), which aliases share.
+pub fn headers(
+    spec: &RateLimitSpec,
+    route_id: &str,
+    verdict: &Verdict,
+) -> Vec<(&'static str, String)> {
+    let name = sf_string(spec.group(route_id));
     let mut out = Vec::with_capacity(3);
     out.push((
         RATELIMIT_POLICY,
@@ -315,6 +365,7 @@ mod tests {
             limit,
             window_s,
             penalty_s,
+            group: None,
         }
     }
 
@@ -544,7 +595,7 @@ mod tests {
         assert_eq!(k, format!("rl:api:1:hdr:{}", sha_hex("secret-key")));
         assert!(!k.contains("secret"));
         let k = key(&s_h, "api", None, ip("::1"), None).unwrap();
-        assert_eq!(k, format!("rl:api:1:ip:{}", sha_hex("::1")));
+        assert_eq!(k, format!("rl:api:1:ip:{}", sha_hex("::/64")));
         // A hostile route id is hashed, not spliced in.
         let k = key(&s_ip, "a:b\nc", None, ip("::1"), None).unwrap();
         assert!(
@@ -597,6 +648,144 @@ mod tests {
         // No body material: the IP fallback.
         let k = key(&s, "login", None, ip1, None).unwrap();
         assert!(k.starts_with("rl:login:60:ip:"));
+    }
+
+    /// Issue 14, defect 2: every spelling the origin resolves to the victim's account is
+    /// the victim's one counter (the old key hashed the trimmed, lower-cased raw value).
+    #[test]
+    fn login_key_is_one_counter_for_every_spelling_of_the_account() {
+        let ip1 = ip("198.51.100.7");
+        let victim = login_key(ip1, br#"{"email": "victim@example.com", "password": "x"}"#);
+        assert_eq!(
+            victim,
+            format!("198.51.100.7|{}", sha_hex("victim@example.com"))
+        );
+        let mut bodies: Vec<String> = (1..=8)
+            .map(|n| format!(r#"{{"email": "guess{n} <victim@example.com>", "password": "p{n}"}}"#))
+            .collect();
+        bodies.extend(
+            [
+                r#"{"email": "Final Guess <victim@example.com>", "password": "right"}"#,
+                r#"{"email": "\u001cvictim@example.com", "password": "x"}"#,
+                r#"{"email": "victim@example.com\u001f\u001e\u001d", "password": "x"}"#,
+                r#"{"email": "\u001c\u001cGuess <victim@example.com>\u001c", "password": "x"}"#,
+                r#"{"email": "\"Quoted, Name\" <Victim@EXAMPLE.com>", "password": "x"}"#,
+                r#"{"email": "\u0076ictim\u0040example.com", "password": "x"}"#,
+                r#"{"email": "\u2003victim@example.com\u00a0", "password": "x"}"#,
+                r#"{"email": "nobody@example.com", "password": "x", "email": "victim@example.com"}"#,
+                r#"{"email": "victim@example.com", "password": "x", "pad": NaN}"#,
+                r#"{"email": "victim@example.com", "password": "x", "pad": "\udfff"}"#,
+                r#"{"email": "victim@example.com", "password": "x", "pad": 1e400}"#,
+            ]
+            .map(str::to_owned),
+        );
+        for body in &bodies {
+            assert_eq!(login_key(ip1, body.as_bytes()), victim, "{body}");
+        }
+        // The counter key, through key(): one for all of them, on either login path.
+        let s = RateLimitSpec {
+            group: Some("login".into()),
+            ..spec("login", 5, 60, Some(300))
+        };
+        let k = key(&s, "v1-login", None, ip1, Some(&victim)).unwrap();
+        let plain = spec("login", 5, 60, Some(300));
+        assert_eq!(k, key(&plain, "login", None, ip1, Some(&victim)).unwrap());
+        // Another account, or the same one from another client, is another counter.
+        assert_ne!(
+            login_key(ip1, br#"{"email": "guess <other@example.com>"}"#),
+            victim
+        );
+        assert_ne!(
+            login_key(ip("198.51.100.8"), br#"{"email": "victim@example.com"}"#),
+            victim
+        );
+        // A body naming no account (the origin refuses it) is the client's one counter.
+        for body in [
+            &br#"{"email": "Guess <>"}"#[..],
+            br#"{"email": "victim@example.com" "#,
+            br#"{"email": "victim@example.com\r"}"#,
+        ] {
+            assert_eq!(login_key(ip1, body), "198.51.100.7|-");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let net = |s: &str| client_net(s.parse().unwrap());
+        let home = net("2001:db8:1:2::1");
+        assert_eq!(home.to_string(), "2001:db8:1:2::/64");
+        for same in [
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:ffff:ffff:ffff:ffff",
+            "2001:db8:1:2:1234:5678:9abc:def0",
+        ] {
+            assert_eq!(net(same), home, "{same}");
+        }
+        assert_ne!(net("2001:db8:1:3::1"), home);
+        assert_eq!(net("::ffff:198.51.100.7"), net("198.51.100.7"));
+        assert_eq!(net("198.51.100.7").to_string(), "198.51.100.7");
+        assert_eq!(net("::1").to_string(), "::/64");
+        // Every kind of key, and the login key, counts the /64.
+        let (a, b) = (ip("2001:db8:1:2::1"), ip("2001:db8:1:2:aaaa::99"));
+        for kind in ["ip", "subject", "header:x-k", "login"] {
+            let s = spec(kind, 10, 1, None);
+            assert_eq!(key(&s, "api", None, a, None), key(&s, "api", None, b, None));
+            assert_ne!(
+                key(&s, "api", None, a, None),
+                key(&s, "api", None, ip("2001:db8:1:3::1"), None)
+            );
+        }
+        let body = br#"{"email": "victim@example.com"}"#;
+        assert_eq!(login_key(a, body), login_key(b, body));
+        assert_eq!(
+            login_key(ip("::ffff:198.51.100.7"), body),
+            login_key(ip("198.51.100.7"), body)
+        );
+    }
+
+    #[test]
+    fn a_group_is_one_counter_one_penalty_box_and_one_policy_name() {
+        let api = spec("subject", 50, 1, None);
+        let alias = RateLimitSpec {
+            group: Some("api".into()),
+            ..api.clone()
+        };
+        assert_eq!(api.group("api"), "api");
+        assert_eq!(alias.group("v1-compat"), "api");
+        let k = key(&api, "api", Some("alice"), None, None).unwrap();
+        assert_eq!(
+            key(&alias, "v1-compat", Some("alice"), None, None).unwrap(),
+            k
+        );
+        assert_eq!(
+            penalty_key(&k),
+            penalty_key(&key(&alias, "v1-compat", Some("alice"), None, None).unwrap())
+        );
+        // Without the group, the alias would have counted on its own.
+        assert_ne!(
+            key(&api, "v1-compat", Some("alice"), None, None).unwrap(),
+            k
+        );
+        let v = decide(&alias, 51, 1_700_000_000_250, None);
+        assert_eq!(headers(&alias, "v1-compat", &v)[0].1, "\"api\";q=50;w=1");
+        assert_eq!(headers(&alias, "v1-compat", &v)[1].1, "\"api\";r=0;t=1");
+        assert!(api.same_limit(&alias));
+        assert!(!api.same_limit(&spec("subject", 10, 1, None)));
+        assert!(!api.same_limit(&spec("ip", 50, 1, None)));
+        // Group names are checked like keys: printable, short, unambiguous.
+        let named = |g: &str| RateLimitSpec {
+            group: Some(g.into()),
+            ..api.clone()
+        };
+        named("login.v2_x-1").validate().unwrap();
+        for bad in ["", "a:b", "a b", "é", &"g".repeat(MAX_GROUP_LEN + 1)] {
+            assert_eq!(named(bad).validate().unwrap_err().field, "group", "{bad:?}");
+        }
+        let parsed: RateLimitSpec = serde_json::from_str(
+            r#"{"key": "login", "limit": 5, "window_s": 60, "penalty_s": 300, "group": "login"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.group.as_deref(), Some("login"));
     }
 
     use crate::test_rng::Rng;
@@ -660,6 +849,7 @@ mod tests {
                 limit: (rng.next() % 3) as u32,
                 window_s: (rng.next() % 70) as u32,
                 penalty_s: [None, Some(0), Some(1), Some(u32::MAX)][(rng.next() % 4) as usize],
+                group: [None, Some(text.clone())][(rng.next() % 2) as usize].clone(),
             };
             let _ = s.validate();
             let _ = key(&s, &text, Some(&text), body_ip, Some(&lk));

@@ -4,6 +4,10 @@
 //! A route matches on method(s) and path (exact, prefix, or a template such as
 //! `/api/user/{id}`), and optionally on the `Host` and on header values. The table is
 //! compiled once at config load; a route that an earlier one fully shadows is a config error.
+//!
+//! A path some route serves, but not for this method, is a 405 whose `Allow` lists the
+//! methods that would have matched (RFC 9110 §15.5.6). Routes list only methods the edge
+//! forwards ([`crate::http::method::FORWARDED`]), spelled as RFC 9110 spells them.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +16,7 @@ use serde::Deserialize;
 use crate::auth::{Policy, RouteAuth};
 use crate::cache::{self, CacheMode, CachePolicy};
 use crate::config::FieldError;
+use crate::http::method;
 use crate::ratelimit::RateLimitSpec;
 use crate::rewrite::{Redirect, Rewrite, RewriteSpec};
 
@@ -35,7 +40,7 @@ pub enum PathMatch {
 pub struct RouteSpec {
     /// Stable identifier used in logs and metrics.
     pub id: String,
-    /// Allowed methods; empty means any method.
+    /// Allowed methods; empty means any method the edge forwards.
     #[serde(default)]
     pub methods: Vec<String>,
     pub path: PathMatch,
@@ -71,7 +76,15 @@ pub struct RouteSpec {
     /// PATCH, DELETE) through this route succeeds, before its response returns.
     #[serde(default)]
     pub purge: Vec<String>,
+    /// The largest request body this route accepts, in bytes (413 above it); absent: the
+    /// config's `limits.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
 }
+
+/// The most a route may set `max_body_bytes` to: the edge holds a body in memory (to
+/// bound it, to digest it for the signature, to resend it on failover).
+pub const MAX_BODY_BYTES_CEILING: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -104,6 +117,8 @@ pub struct Route {
     pub rate_limit: Option<RateLimitSpec>,
     pub cache: Option<CachePolicy>,
     pub purge: Vec<String>,
+    /// This route's own body limit, if it sets one (see [`RouteSpec::max_body_bytes`]).
+    pub max_body_bytes: Option<u64>,
 }
 
 /// What routing looks at in a request.
@@ -117,10 +132,13 @@ pub struct RouteInput<'a> {
 }
 
 /// Why no route was chosen. A path that exists for other methods is a 405, not a 404.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     NotFound,
-    MethodNotAllowed,
+    /// The `Allow` value: the methods some route serves this request's path with.
+    MethodNotAllowed {
+        allow: String,
+    },
 }
 
 impl RouteSpec {
@@ -130,10 +148,21 @@ impl RouteSpec {
             return Err(FieldError::new("id", "must not be empty"));
         }
         for m in &self.methods {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+            if !method::is_forwarded(m) {
                 return Err(FieldError::new(
                     "methods",
-                    format!("`{m}` is not an upper-case HTTP method"),
+                    format!(
+                        "`{m}` is not a method the edge forwards ({})",
+                        method::FORWARDED.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = self.max_body_bytes {
+            if max == 0 || max > MAX_BODY_BYTES_CEILING {
+                return Err(FieldError::new(
+                    "max_body_bytes",
+                    format!("must be between 1 and {MAX_BODY_BYTES_CEILING}"),
                 ));
             }
         }
@@ -170,6 +199,7 @@ impl RouteSpec {
             rate_limit: self.rate_limit.clone(),
             cache: self.cache.clone(),
             purge: self.purge.clone(),
+            max_body_bytes: self.max_body_bytes,
         })
     }
 
@@ -235,7 +265,7 @@ fn compile_template(t: &str) -> Result<Vec<Segment>, String> {
 }
 
 impl Route {
-    fn path_matches(&self, path: &str) -> bool {
+    pub(crate) fn path_matches(&self, path: &str) -> bool {
         match &self.matcher {
             Matcher::Exact(p) => path == p,
             Matcher::Prefix(p) => path.starts_with(p.as_str()),
@@ -251,7 +281,7 @@ impl Route {
         }
     }
 
-    fn method_matches(&self, method: &str) -> bool {
+    pub(crate) fn method_matches(&self, method: &str) -> bool {
         self.methods.is_empty() || self.methods.iter().any(|m| m == method)
     }
 
@@ -358,11 +388,16 @@ pub fn match_route<'a>(routes: &'a [Route], input: &RouteInput<'_>) -> Result<&'
             path_seen = true;
         }
     }
-    Err(if path_seen {
-        NoRoute::MethodNotAllowed
-    } else {
-        NoRoute::NotFound
-    })
+    if !path_seen {
+        return Err(NoRoute::NotFound);
+    }
+    // Only on the refusal path: which methods would have found a route for this request.
+    let serving: Vec<&Route> = routes
+        .iter()
+        .filter(|r| r.path_matches(input.path) && r.predicates_match(input))
+        .collect();
+    let allow = method::allow_value(|m| serving.iter().any(|r| r.method_matches(m)));
+    Err(NoRoute::MethodNotAllowed { allow })
 }
 
 #[cfg(test)]
@@ -407,7 +442,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(id(&t, "GET", "/health").unwrap(), "health");
-        assert_eq!(id(&t, "POST", "/health"), Err(NoRoute::MethodNotAllowed));
+        assert_eq!(
+            id(&t, "POST", "/health"),
+            Err(NoRoute::MethodNotAllowed {
+                allow: "GET".into()
+            })
+        );
         assert_eq!(id(&t, "GET", "/healthz"), Err(NoRoute::NotFound));
         assert_eq!(id(&t, "GET", "/api/user/profile").unwrap(), "profile");
         assert_eq!(id(&t, "GET", "/api/user/42").unwrap(), "user");
@@ -475,6 +515,36 @@ mod tests {
         assert_eq!(e.field, "routes[0].path");
         let e = table(r#"[{"id":"a","methods":["get"],"path":{"prefix":"/"}}]"#).unwrap_err();
         assert_eq!(e.field, "routes[0].methods");
+        for m in ["TRACE", "CONNECT", "PROPFIND", ""] {
+            let json = format!(r#"[{{"id":"a","methods":["{m}"],"path":{{"prefix":"/"}}}}]"#);
+            let e = table(&json).unwrap_err();
+            assert_eq!(e.field, "routes[0].methods", "{m}");
+        }
+        for bad in ["0", "16777217"] {
+            let json = format!(r#"[{{"id":"a","path":{{"prefix":"/"}},"max_body_bytes":{bad}}}]"#);
+            let e = table(&json).unwrap_err();
+            assert_eq!(e.field, "routes[0].max_body_bytes", "{bad}");
+        }
+        let ok = table(r#"[{"id":"a","path":{"prefix":"/"},"max_body_bytes":10}]"#).unwrap();
+        assert_eq!(ok[0].max_body_bytes, Some(10));
+    }
+
+    #[test]
+    fn a_405_allows_every_method_some_route_serves_the_path_with() {
+        let t = table(
+            r#"[{"id":"read","methods":["HEAD","GET"],"path":{"exact":"/r"}},
+                {"id":"write","methods":["DELETE","POST"],"path":{"prefix":"/r"}},
+                {"id":"beta","methods":["PUT"],"path":{"exact":"/r"},"headers":{"x-beta":"1"}},
+                {"id":"other","methods":["PATCH"],"path":{"exact":"/x"}}]"#,
+        )
+        .unwrap();
+        let allow = |headers: &[(&str, &str)]| match id_with(&t, "PATCH", "/r", None, headers) {
+            Err(NoRoute::MethodNotAllowed { allow }) => allow,
+            other => panic!("expected a 405, got {other:?}"),
+        };
+        assert_eq!(allow(&[]), "GET, HEAD, POST, DELETE");
+        assert_eq!(allow(&[("X-Beta", "1")]), "GET, HEAD, POST, PUT, DELETE");
+        assert_eq!(id(&t, "GET", "/nope"), Err(NoRoute::NotFound));
     }
 
     #[test]

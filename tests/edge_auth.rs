@@ -2,7 +2,8 @@
 
 mod support;
 
-use std::time::Duration;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use fastgate::http::unix_now;
@@ -11,7 +12,7 @@ use support::{
     client_from, config_with, hs256, jwks_document, three_origins, EcKey, EchoServer, JwksServer,
     StackBuilder,
 };
-use xtask::stack::{Stack, StackSpec};
+use xtask::stack::{Stack, StackSpec, Upstream};
 
 const TEST_ISS: &str = "test-issuer";
 
@@ -49,21 +50,31 @@ struct AuthStack {
 }
 
 fn start(keys: &[&EcKey], jwks_cache: Value, origin_env: Vec<(&str, &str)>) -> AuthStack {
-    let echo = EchoServer::start();
     let jwks = JwksServer::start(jwks_document(keys));
-    let mut backends = three_origins();
-    backends.push(("jwks_test", jwks.upstream()));
-    backends.push(("echo", echo.upstream()));
-    let (stack, spec) = StackBuilder::new(backends)
-        .config_override(auth_config(jwks_cache))
-        .origin_env(origin_env)
-        .start_with_spec();
+    let (stack, spec, echo) = start_with_jwks(jwks.upstream(), jwks_cache, origin_env);
     AuthStack {
         stack,
         spec,
         echo,
         jwks,
     }
+}
+
+/// A stack whose test issuer's JWKS comes from `jwks`.
+fn start_with_jwks(
+    jwks: Upstream,
+    jwks_cache: Value,
+    origin_env: Vec<(&str, &str)>,
+) -> (Stack, StackSpec, EchoServer) {
+    let echo = EchoServer::start();
+    let mut backends = three_origins();
+    backends.push(("jwks_test", jwks));
+    backends.push(("echo", echo.upstream()));
+    let (stack, spec) = StackBuilder::new(backends)
+        .config_override(auth_config(jwks_cache))
+        .origin_env(origin_env)
+        .start_with_spec();
+    (stack, spec, echo)
 }
 
 fn claims(iss: &str) -> Value {
@@ -325,4 +336,121 @@ fn an_unreachable_jwks_uses_the_last_good_set_then_fails_closed() {
     assert_eq!(resp.status(), 503, "past the hard maximum age");
     let p: Value = resp.json().unwrap();
     assert_eq!(p["status"], 503);
+}
+
+/// `n` different tokens from `key` (a remembered signature never stands in for another).
+fn tokens(key: &EcKey, n: usize, tag: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let mut c = claims(TEST_ISS);
+            c["jti"] = format!("{tag}-{i}").into();
+            key.sign(&c)
+        })
+        .collect()
+}
+
+/// Sends one `/api/whoami` per token, all at once; each answer's status and latency.
+fn burst(stack: &Stack, tokens: &[String]) -> Vec<(u16, Duration)> {
+    let url = format!("{}/api/whoami", stack.edge_url());
+    let start = Barrier::new(tokens.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                let (url, start) = (&url, &start);
+                s.spawn(move || {
+                    let client = client_from(1);
+                    start.wait();
+                    let began = Instant::now();
+                    let resp = client.get(url).bearer_auth(token).send().unwrap();
+                    (resp.status().as_u16(), began.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Issue 14: a burst on a cold cache, and a burst of a newly rotated `kid`, each cost one
+/// JWKS fetch (a Core Cache transaction: the request holding the obligation fetches, the
+/// others wait for its insert). Before, the cold burst fetched once per request, and the
+/// rotated burst's requests that lost the race to the refresh marker answered 401.
+#[test]
+fn jwks_fetches_are_single_flight_on_a_cold_cache_and_on_an_unknown_kid() {
+    let k1 = EcKey::generate("k1");
+    let k2 = EcKey::generate("k2");
+    let jwks = JwksServer::start_slow(jwks_document(&[&k1]), Duration::from_millis(600));
+    let (stack, _spec, _echo) =
+        start_with_jwks(jwks.upstream(), json!({"refresh_interval_s": 30}), vec![]);
+    let cold = burst(&stack, &tokens(&k1, 10, "cold"));
+    assert!(cold.iter().all(|(status, _)| *status == 200), "{cold:?}");
+    assert_eq!(jwks.fetch_count(), 1, "one fetch for the cold burst");
+
+    jwks.set(jwks_document(&[&k1, &k2]));
+    let rotated = burst(&stack, &tokens(&k2, 10, "rotated"));
+    assert!(
+        rotated.iter().all(|(status, _)| *status == 200),
+        "{rotated:?}"
+    );
+    assert_eq!(jwks.fetch_count(), 2, "one refresh for the new kid");
+}
+
+/// Issue 14: a stale JWKS answers at once while the one request the cache obliges
+/// refreshes it. Before, every request on a stale set fetched it again, synchronously.
+#[test]
+fn a_stale_jwks_answers_at_once_while_one_request_refreshes_it() {
+    let key = EcKey::generate("k1");
+    let slow = Duration::from_millis(2000);
+    let jwks = JwksServer::start_slow(jwks_document(&[&key]), slow);
+    let (stack, _spec, _echo) = start_with_jwks(
+        jwks.upstream(),
+        json!({"ttl_s": 1, "max_stale_s": 60}),
+        vec![],
+    );
+    let warm = burst(&stack, &tokens(&key, 1, "warm"));
+    assert_eq!(warm[0].0, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    let stale = burst(&stack, &tokens(&key, 8, "stale"));
+    assert!(stale.iter().all(|(status, _)| *status == 200), "{stale:?}");
+    assert_eq!(jwks.fetch_count(), 2, "one refresh: {stale:?}");
+    let quick = stale.iter().filter(|(_, took)| *took < slow / 2).count();
+    assert!(quick >= 7, "only the refreshing request waits: {stale:?}");
+}
+
+/// Defect 10: a token whose key was removed from the JWKS kept passing for up to twice
+/// `ttl_s`, because its remembered signature lived `ttl_s` from its last check. Now the
+/// memory ends when the cached set that vouched for it goes stale, and the refreshed set
+/// decides.
+#[test]
+fn a_removed_key_stops_counting_when_the_set_that_listed_it_goes_stale() {
+    let key = EcKey::generate("k1");
+    let successor = EcKey::generate("k2");
+    let s = start(
+        &[&key],
+        json!({"ttl_s": 4, "refresh_interval_s": 1, "max_stale_s": 60, "verified_ttl_s": 300}),
+        vec![],
+    );
+    let first = tokens(&key, 1, "first");
+    assert_eq!(get(&s, "/api/whoami", Some(&first[0])).status(), 200);
+    let fetched_at = Instant::now();
+    // Checked 2.5 s into the set's 4 s: remembered for what is left of it (1 s), not 4 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    let late = tokens(&key, 1, "late");
+    assert_eq!(get(&s, "/api/whoami", Some(&late[0])).status(), 200);
+    assert_eq!(get(&s, "/api/whoami", Some(&late[0])).status(), 200);
+    s.jwks.set(jwks_document(&[&successor]));
+    // Past the set's TTL (and long before 2.5 s + 4 s): the refreshed set lacks the key.
+    std::thread::sleep(Duration::from_millis(5200).saturating_sub(fetched_at.elapsed()));
+    let resp = get(&s, "/api/whoami", Some(&late[0]));
+    assert_eq!(resp.status(), 401, "the removed key still counted");
+    assert!(www_authenticate(&resp).contains("unknown key id"));
+    assert!(
+        fetched_at.elapsed() < Duration::from_millis(6300),
+        "too slow to tell"
+    );
+    assert_eq!(get(&s, "/api/whoami", Some(&first[0])).status(), 401);
+    assert_eq!(
+        get(&s, "/api/whoami", Some(&successor.sign(&claims(TEST_ISS)))).status(),
+        200
+    );
 }

@@ -351,11 +351,15 @@ struct User {
 }
 
 /// The embedded config without the login rate limit (twenty sign-ins from one address).
+/// The shipped config, with the login and signup limits raised so that signing up many
+/// users from one test address is not refused (the config check requires those routes to
+/// keep a limit).
 fn real_origin_config() -> String {
     config_with(|v| {
         for route in v["routes"].as_array_mut().unwrap() {
-            if route["id"] == "login" || route["id"] == "v1-login" {
-                route.as_object_mut().unwrap().remove("rate_limit");
+            let group = route["rate_limit"]["group"].as_str().unwrap_or_default();
+            if matches!(group, "login" | "signup") {
+                route["rate_limit"]["limit"] = 1000.into();
             }
         }
     })
@@ -606,4 +610,159 @@ fn per_user_caching_isolates_users_reaches_the_origin_rarely_and_reads_its_write
         "{:.1}% of reads reached the origin",
         fraction * 100.0
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What leaves the edge: private answers, and CORS the edge owns
+// ---------------------------------------------------------------------------------------------
+
+/// Defect 7: per-user data left the edge without `private` when the cache was bypassed
+/// (a client's `no-store`) and through the `/v1` alias. Every answer on a per-user route,
+/// and every answer to an authenticated caller that the origin did not mark shareable,
+/// leaves `private`: hit, miss, bypass, 304, error.
+#[test]
+fn per_user_answers_leave_private_however_they_were_produced() {
+    let stack = real_stack();
+    let edge = stack.edge_url();
+    let client = client_from(1);
+    let user = sign_up(&client, &edge, 0);
+    let send = |path: &str, headers: &[(&str, &str)], token: Option<&str>| {
+        let mut req = client.get(format!("{edge}{path}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().unwrap()
+    };
+    let token = Some(user.token.as_str());
+    let no_store = [("cache-control", "no-store")];
+
+    // Bypass: the client's no-store; the origin said `max-age=300`.
+    let resp = send("/api/user/profile", &no_store, token);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(header(&resp, "cache-status").contains("fwd=bypass"));
+    assert_eq!(header(&resp, "cache-control"), "private, max-age=300");
+    let etag = header(&resp, "etag");
+    assert!(!etag.is_empty());
+
+    // The alias: its own route has no cache policy, but the caller authenticated.
+    let resp = send("/v1/user/profile", &[], token);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(header(&resp, "cache-control"), "private, max-age=300");
+
+    // A miss that is stored, then a hit.
+    for expected in ["fwd=miss", "hit"] {
+        let resp = send("/api/user/profile", &[], token);
+        assert!(header(&resp, "cache-status").contains(expected));
+        assert!(header(&resp, "cache-control").starts_with("private, max-age="));
+    }
+
+    // A 304, from the origin (bypass) and from the cache (hit).
+    let inm = [
+        ("if-none-match", etag.as_str()),
+        ("cache-control", "no-store"),
+    ];
+    let resp = send("/api/user/profile", &inm, token);
+    assert_eq!(resp.status().as_u16(), 304);
+    assert!(header(&resp, "cache-control").starts_with("private"));
+    let resp = send("/api/user/profile", &inm[..1], token);
+    assert_eq!(resp.status().as_u16(), 304);
+    assert!(header(&resp, "cache-control").starts_with("private"));
+
+    // An error the edge answers itself.
+    let resp = send("/api/user/profile", &[], None);
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(header(&resp, "cache-control").starts_with("private"));
+
+    // The control: what the origin marked `public` stays public.
+    let resp = send(&format!("/api/user/{}", user.id), &[], token);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(header(&resp, "cache-control"), "public, max-age=300");
+}
+
+/// Issue 14: where the edge owns CORS, the origin's own CORS answer passed through: an
+/// origin that mirrors any `Origin` with credentials granted what the edge's policy
+/// refuses. Now the origin's `Access-Control-*` fields are dropped there, and `Vary`
+/// names `Origin` once.
+#[test]
+fn the_origins_cors_answer_never_leaves_where_the_edge_owns_cors() {
+    let backends = vec![
+        ("origin_us", Upstream::Origin { port: 0 }),
+        ("origin_eu", Upstream::Origin { port: 0 }),
+        ("origin_ap", Upstream::Origin { port: 0 }),
+    ];
+    // Origins that mirror every `Origin`, with credentials.
+    let stack = StackBuilder::new(backends)
+        .config_override(real_origin_config())
+        .origin_env([("ALLOWED_ORIGINS", "*")])
+        .start();
+    let edge = stack.edge_url();
+    let client = client_from(1);
+    let user = sign_up(&client, &edge, 0);
+    let send = |path: &str, origin: &str| {
+        client
+            .get(format!("{edge}{path}"))
+            .bearer_auth(&user.token)
+            .header("origin", origin)
+            .send()
+            .unwrap()
+    };
+    let all = |resp: &reqwest::blocking::Response, name: &str| -> Vec<String> {
+        resp.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let vary_origins = |resp: &reqwest::blocking::Response| {
+        all(resp, "vary")
+            .iter()
+            .flat_map(|v| v.split(',').map(|m| m.trim().to_ascii_lowercase()))
+            .filter(|m| m == "origin" || m.starts_with("access-control-"))
+            .collect::<Vec<_>>()
+    };
+    // The control: on a route without an edge policy the origin's answer stands, so these
+    // origins really do mirror an unknown origin.
+    let resp = send("/openapi.json", "https://evil.example");
+    assert_eq!(
+        all(&resp, "access-control-allow-origin"),
+        ["https://evil.example"]
+    );
+
+    let config: Value = serde_json::from_str(fastgate::config::EMBEDDED).unwrap();
+    let expose: Vec<&str> = config["cors"]["web"]["expose_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    let expose = expose.join(", ");
+    let profile = format!("/api/user/{}", user.id);
+    for path in ["/api/user/profile", profile.as_str(), "/v1/user/profile"] {
+        let resp = send(path, "https://evil.example");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        for name in resp.headers().keys() {
+            assert!(
+                !name.as_str().starts_with("access-control-"),
+                "{path}: {name} leaked to an origin the policy refuses"
+            );
+        }
+        assert_eq!(vary_origins(&resp), ["origin"], "{path}");
+
+        let resp = send(path, "http://localhost:4321");
+        assert_eq!(
+            all(&resp, "access-control-allow-origin"),
+            ["http://localhost:4321"],
+            "{path}"
+        );
+        assert_eq!(all(&resp, "access-control-allow-credentials"), ["true"]);
+        assert_eq!(
+            all(&resp, "access-control-expose-headers"),
+            [expose.as_str()],
+            "{path}: the edge's list, not the origin's"
+        );
+        assert_eq!(vary_origins(&resp), ["origin"], "{path}");
+    }
 }

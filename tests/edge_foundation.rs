@@ -51,13 +51,9 @@ fn every_mapped_location_reaches_its_origin_and_unmapped_uses_the_default() {
 #[test]
 fn method_path_query_body_and_headers_arrive_intact_and_forwarding_is_rebuilt() {
     let echo = EchoServer::start();
-    let stack = StackBuilder::new(vec![
-        ("origin_us", echo.upstream()),
-        ("origin_eu", echo.upstream()),
-        ("origin_ap", echo.upstream()),
-    ])
-    .open_api_routes()
-    .start();
+    let stack = StackBuilder::new(echo.everywhere())
+        .open_api_routes()
+        .start();
     let client = client_from(1);
     let body = "{\"name\":\"Zoë\",\"n\":[1,2,3]}";
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
@@ -188,6 +184,8 @@ fn unknown_routes_and_methods_are_answered_at_the_edge() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 405);
+    // RFC 9110 §15.5.6: a 405 says which methods the path does allow.
+    assert_eq!(header(&resp, "allow"), Some("GET, HEAD"));
     let p: Value = resp.json().unwrap();
     assert_eq!(p["title"], "Method Not Allowed");
 }

@@ -1,29 +1,52 @@
-//! Keys for the authenticate phase: HS256 secrets from the Secret Store, and JWKS from the
-//! issuer's backends cached across requests in the platform cache.
+//! Keys for the authenticate phase: HS256 secrets from the Secret Store, an issuer's JWKS
+//! cached across requests in the platform cache (every request is a fresh Wasm instance;
+//! see [`jwks_cache`] for how one request at a time fetches it), and the memory of good
+//! asymmetric signatures.
+
+mod jwks_cache;
 
 use std::time::Duration;
 
 use fastly::cache::core::{self as cache, CacheKey};
-use fastly::http::StatusCode;
-use fastly::{Request, SecretStore};
+use fastly::SecretStore;
 
 use fastgate::auth::{Issuer, JwkKey, JwksCache, JwksError, KeySource};
 
+use self::jwks_cache::{JwksStore, KeySet};
 use super::platform::secret;
-use super::proxy::send_with_timeout;
-use super::telemetry::log_event;
 
-/// Time limit for one JWKS fetch attempt.
-const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Keys for the auth phase: HS256 secrets from the Secret Store; JWKS from the issuer's
-/// backends, cached across requests in the platform cache (every request is a fresh
-/// Wasm instance). A stale set stands in while the source is down, up to `max_stale_s`;
-/// an unknown `kid` forces a refetch at most once per `refresh_interval_s`.
+/// Keys for the auth phase. A stale set stands in while one request refreshes it, up to
+/// `max_stale_s`; an unknown `kid` forces a refetch at most once per `refresh_interval_s`.
 pub struct PlatformKeys<'a> {
-    pub secrets: Option<&'a SecretStore>,
-    pub cache: &'a JwksCache,
-    pub memo: Option<Vec<JwkKey>>,
+    secrets: Option<&'a SecretStore>,
+    settings: &'a JwksCache,
+    /// The key set this request was given, and whose: a request verifies one token, so
+    /// the set is read (and parsed) once, and its freshness is what a remembered
+    /// signature may not outlive.
+    memo: Option<(String, KeySet)>,
+}
+
+impl<'a> PlatformKeys<'a> {
+    pub fn new(secrets: Option<&'a SecretStore>, settings: &'a JwksCache) -> Self {
+        PlatformKeys {
+            secrets,
+            settings,
+            memo: None,
+        }
+    }
+
+    fn memo_for(&self, issuer: &Issuer) -> Option<&KeySet> {
+        self.memo
+            .as_ref()
+            .filter(|(iss, _)| *iss == issuer.iss)
+            .map(|(_, set)| set)
+    }
+
+    fn keep(&mut self, issuer: &Issuer, set: KeySet) -> Vec<JwkKey> {
+        let keys = set.keys.clone();
+        self.memo = Some((issuer.iss.clone(), set));
+        keys
+    }
 }
 
 impl KeySource for PlatformKeys<'_> {
@@ -32,41 +55,22 @@ impl KeySource for PlatformKeys<'_> {
     }
 
     fn jwks(&mut self, issuer: &Issuer, refresh: bool) -> Result<Option<Vec<JwkKey>>, JwksError> {
+        let store = JwksStore::new(issuer, self.settings);
         if refresh {
-            let marker = CacheKey::from(format!("fastgate/jwks-refresh/v1/{}", issuer.iss));
-            if matches!(cache::lookup(marker.clone()).execute(), Ok(Some(_))) {
-                return Ok(None); // refreshed recently: the unknown kid stays unknown
-            }
-            let interval = Duration::from_secs(u64::from(self.cache.refresh_interval_s));
-            let _ = cache::insert(marker, interval)
-                .execute()
-                .map(|b| b.finish());
-            return Ok(self.fetch_and_store(issuer).ok());
+            let seen = self.memo_for(issuer).map(|set| set.generation.clone());
+            let newer = store.refresh_for_unknown_kid(seen.as_deref());
+            return Ok(newer.map(|set| self.keep(issuer, set)));
         }
-        if let Some(keys) = &self.memo {
-            return Ok(Some(keys.clone()));
+        if let Some(set) = self.memo_for(issuer) {
+            return Ok(Some(set.keys.clone()));
         }
-        let key = jwks_key(issuer);
-        let cached = match cache::lookup(key).execute() {
-            Ok(Some(found)) if found.is_usable() => found
-                .to_stream()
-                .ok()
-                .map(|body| (body.into_bytes(), found.is_stale())),
-            _ => None,
-        };
-        let keys = match cached {
-            Some((bytes, false)) => fastgate::auth::parse_jwks(&bytes)?,
-            Some((bytes, true)) => match self.fetch_and_store(issuer) {
-                Ok(fresh) => fresh,
-                Err(e) => {
-                    log_event("jwks_stale_in_use", &e.to_string());
-                    fastgate::auth::parse_jwks(&bytes)?
-                }
-            },
-            None => self.fetch_and_store(issuer)?,
-        };
-        self.memo = Some(keys.clone());
-        Ok(Some(keys))
+        let set = store.current()?;
+        Ok(Some(self.keep(issuer, set)))
+    }
+
+    fn jwks_fresh_for_s(&mut self, issuer: &Issuer) -> u64 {
+        // No set seen (cannot happen after a signature check): vouch for nothing.
+        self.memo_for(issuer).map_or(0, |set| set.fresh_for_s)
     }
 
     fn signature_known_good(&mut self, digest: &[u8; 32]) -> bool {
@@ -89,54 +93,4 @@ fn signature_key(digest: &[u8; 32]) -> CacheKey {
         "fastgate/jwt-signature/v1/{}",
         fastgate::cache::key_hex(digest)
     ))
-}
-
-fn jwks_key(issuer: &Issuer) -> CacheKey {
-    CacheKey::from(format!("fastgate/jwks/v1/{}", issuer.iss))
-}
-
-impl PlatformKeys<'_> {
-    fn fetch_and_store(&mut self, issuer: &Issuer) -> Result<Vec<JwkKey>, JwksError> {
-        let source = issuer
-            .jwks
-            .as_ref()
-            .ok_or_else(|| JwksError("issuer has no JWKS source".into()))?;
-        let mut last = String::from("no backend");
-        for backend in &source.backends {
-            let mut req = Request::get(format!("http://jwks.internal{}", source.path));
-            req.set_pass(true);
-            match send_with_timeout(req, backend, JWKS_TIMEOUT) {
-                Ok(resp) if resp.get_status() == StatusCode::OK => {
-                    let bytes = resp.into_body_bytes();
-                    match fastgate::auth::parse_jwks(&bytes) {
-                        Ok(keys) => {
-                            self.store(issuer, &bytes);
-                            log_event("jwks_fetched", backend);
-                            self.memo = Some(keys.clone());
-                            return Ok(keys);
-                        }
-                        Err(e) => last = format!("{backend}: {e}"),
-                    }
-                }
-                Ok(resp) => last = format!("{backend}: status {}", resp.get_status()),
-                Err(_) => last = format!("{backend}: unreachable"),
-            }
-        }
-        log_event("jwks_fetch_failed", &last);
-        Err(JwksError(last))
-    }
-
-    fn store(&self, issuer: &Issuer, bytes: &[u8]) {
-        let ttl = Duration::from_secs(u64::from(self.cache.ttl_s));
-        let stale = Duration::from_secs(u64::from(self.cache.max_stale_s));
-        if let Ok(mut body) = cache::insert(jwks_key(issuer), ttl)
-            .stale_while_revalidate(stale)
-            .known_length(bytes.len() as u64)
-            .execute()
-        {
-            use std::io::Write;
-            let _ = body.write_all(bytes);
-            let _ = body.finish();
-        }
-    }
 }

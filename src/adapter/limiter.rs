@@ -7,6 +7,7 @@
 //!   slot (the second waits for the first's insert, then moves on). Exact, O(log n) lookups.
 //! - `erl`: Fastly Edge Rate Limiting, for production scale (averaged rates, not exact).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use fastly::cache::core::{self as cache, CacheKey, Transaction};
@@ -24,19 +25,13 @@ pub fn check(
     store: Limiter,
     route_id: &str,
     subject: Option<&str>,
-    ip: Option<std::net::IpAddr>,
+    ip: Option<IpAddr>,
     req: &mut Request,
 ) -> Verdict {
     let now_ms = now_ms();
     let header_value = match &spec.key {
         LimitKey::Header(name) => header(req, name.as_str()).map(str::to_owned),
-        LimitKey::Login => {
-            // The email is in the body: read it, then put it back for the origin.
-            let body = req.take_body_bytes();
-            let key = ratelimit::login_key(ip, &body);
-            req.set_body(body);
-            Some(key)
-        }
+        LimitKey::Login => Some(login_key(ip, req)),
         LimitKey::Subject | LimitKey::Ip => None,
     };
     let Some(key) = ratelimit::key(spec, route_id, subject, ip, header_value.as_deref()) else {
@@ -45,6 +40,21 @@ pub fn check(
     match store {
         Limiter::CoreCache => core_cache(spec, &key, now_ms),
         Limiter::Erl => erl(spec, &key, now_ms),
+    }
+}
+
+/// The login key of the request's body. The email is in the body: at most
+/// [`ratelimit::MAX_LOGIN_BODY`] + 1 bytes are read, as a prefix the body keeps for the
+/// origin, so a body over the cap is never held whole and nothing is consumed. The byte past
+/// the cap tells a body over it (keyed on the client alone) from one exactly at it.
+fn login_key(ip: Option<IpAddr>, req: &mut Request) -> String {
+    match req
+        .get_body_mut()
+        .try_get_prefix_mut(ratelimit::MAX_LOGIN_BODY + 1)
+    {
+        Ok(prefix) => ratelimit::login_key(ip, &prefix),
+        // An unreadable body names no account.
+        Err(_) => ratelimit::login_key(ip, &[]),
     }
 }
 

@@ -4,9 +4,10 @@
 //!
 //! 1. `request_filter`: load the config, classify (request id, client facts) and run the
 //!    library's planning phases (normalize, route, preflight, rewrite, sanitize, select);
-//! 2. `authenticate`; 3. `rate_limit`; 4. `flags`; 5. `sign` (the identity key);
-//! 6. `cache_or_proxy`: the cache lookup ([`core_cache`]) or a plain send ([`proxy`]);
-//! 7. `purge_after_write`;
+//! 2. `limit_body` ([`body`]): a body over the route's limit is refused before any work;
+//! 3. `authenticate`; 4. `rate_limit`; 5. `flags`; 6. `sign` (the identity key);
+//! 7. `cache_or_proxy`: the cache lookup ([`core_cache`]) or a plain send ([`proxy`]);
+//! 8. `purge_after_write`;
 //!
 //! then, however the request ended, `response_filter` (CORS, `RateLimit`, `Cache-Status`,
 //! timings, ids) and `logging`; a stale entry's refresh runs after the client has its
@@ -15,6 +16,7 @@
 //! [`limiter`] (rate-limit counters), [`health`] (shared down-marks), [`core_cache`]
 //! (Core Cache transactions), [`proxy`] (signed sends with failover) and [`telemetry`].
 
+mod body;
 mod core_cache;
 mod ctx;
 mod health;
@@ -65,6 +67,7 @@ pub fn serve(req: Request) {
 /// The request phases, in order.
 fn run(ctx: &mut Ctx<'_>, mut req: Request) -> Result<Response, Early> {
     let plan = phases::request_filter(ctx, &req)?;
+    body::limit_body(ctx, &mut req, &plan)?;
     phases::authenticate(ctx, &req, &plan)?;
     phases::rate_limit(ctx, &mut req, &plan)?;
     phases::flags(ctx);

@@ -67,11 +67,7 @@ pub(crate) fn authenticate(
 ) -> Result<(), Early> {
     let started = Instant::now();
     let secrets = SecretStore::open(platform::SECRET_STORE).ok();
-    let mut keys = PlatformKeys {
-        secrets: secrets.as_ref(),
-        cache: &ctx.gateway.config().auth.jwks,
-        memo: None,
-    };
+    let mut keys = PlatformKeys::new(secrets.as_ref(), &ctx.gateway.config().auth.jwks);
     let authorization = header(req, "authorization");
     let cookie = header(req, "cookie");
     let now = fastgate::http::unix_now();
@@ -156,9 +152,9 @@ pub(crate) fn cache_or_proxy<'g>(
     let policy = upstream.plan.route.cache.as_ref();
     let creq = policy.and_then(|_| {
         let header = |name: &str| header(&req, name);
-        let subject = ctx.subject();
+        let caller = ctx.verified.as_ref();
         ctx.gateway
-            .cache_request(&upstream.plan, &ctx.method, header, subject, &ctx.flags)
+            .cache_request_for(&upstream.plan, &ctx.method, header, caller, &ctx.flags)
     });
     let resp = match (creq, policy) {
         (Some(creq), Some(policy)) => {
@@ -194,6 +190,10 @@ pub(crate) fn purge_after_write(ctx: &Ctx<'_>, resp: &Response) {
 
 /// response filter: what every answer carries, however the request ended.
 pub(crate) fn response_filter(ctx: &mut Ctx<'_>, mut resp: Response) -> Response {
+    keep_private(ctx, &mut resp);
+    if !ctx.plan.cors_headers.is_empty() {
+        drop_origin_cors(&mut resp);
+    }
     for (name, value) in &ctx.plan.cors_headers {
         if name.eq_ignore_ascii_case("vary") {
             platform::append_vary(&mut resp, value);
@@ -215,6 +215,47 @@ pub(crate) fn response_filter(ctx: &mut Ctx<'_>, mut resp: Response) -> Response
     resp.set_header(request_id::HEADER, &ctx.plan.request_id);
     resp.set_header("fastgate-config", ctx.config_header.as_str());
     resp
+}
+
+/// Private stays private: a per-user route's answer, or one to an authenticated caller
+/// the origin did not mark shareable, however it was produced (`fastgate::cache::private`).
+fn keep_private(ctx: &Ctx<'_>, resp: &mut Response) {
+    let per_user = ctx
+        .route
+        .and_then(|r| r.cache.as_ref())
+        .is_some_and(|p| p.mode == fastgate::cache::CacheMode::PerUser);
+    let cache_control = Some(text_fields(resp, "cache-control").join(", "));
+    let cache_control = cache_control.filter(|v| !v.is_empty());
+    let authenticated = ctx.verified.is_some();
+    let private =
+        fastgate::cache::private_cache_control(cache_control.as_deref(), per_user, authenticated);
+    if let Some(value) = private {
+        resp.set_header("cache-control", value);
+    }
+}
+
+/// Where the edge answers CORS itself, the origin's own CORS headers (and its
+/// `Vary: Origin`) go before the edge adds its own.
+fn drop_origin_cors(resp: &mut Response) {
+    let names = resp.get_header_names_str().into_iter().map(str::to_owned);
+    let origin_cors: Vec<String> = names
+        .filter(|n| fastgate::cors::is_cors_response_header(n))
+        .collect();
+    for name in origin_cors {
+        resp.remove_header(name);
+    }
+    let vary = text_fields(resp, "vary");
+    match fastgate::cors::origin_vary_without_cors(vary.iter().map(String::as_str)) {
+        Some(kept) => resp.set_header("vary", kept),
+        None => drop(resp.remove_header("vary")),
+    }
+}
+
+/// Every field line of `name` that is text (a value that is not UTF-8 is left out).
+fn text_fields(resp: &Response, name: &str) -> Vec<String> {
+    resp.get_header_all(name)
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok().map(str::to_owned))
+        .collect()
 }
 
 /// logging: the request's one JSON line (never a token), however the request ended.

@@ -1,11 +1,15 @@
 //! Platform reads every phase may need: the config (embedded, or the ops override in the
 //! Config Store), Secret Store entries, the client's request as plain facts (raw URI,
 //! headers read as bytes, geolocation), and the problem+json response.
+//!
+//! No client byte may reach an SDK call that panics on it (a panic is a bare 500): headers
+//! are read as bytes ([`header`]), and the URI is read raw and checked to be one the SDK
+//! can parse before anything asks the SDK for the request's `Url`.
 
 use std::net::IpAddr;
 
 use fastly::geo::geo_lookup;
-use fastly::http::StatusCode;
+use fastly::http::{StatusCode, Url};
 use fastly::{ConfigStore, Request, Response, SecretStore};
 
 use fastgate::config;
@@ -79,17 +83,16 @@ pub(crate) fn client_geo(ip: Option<IpAddr>) -> ClientGeo {
         .unwrap_or_default()
 }
 
-/// The request as the planning phases see it. `raw_uri` is the target as sent.
+/// The request as the planning phases see it. `raw_uri` is the target as sent ([`raw_uri`]);
+/// when it could not be read there is no fallback: the path is left empty, which the
+/// planning phases refuse with 400.
 pub(crate) fn request_facts<'r>(
     req: &'r Request,
     raw_uri: Option<&'r str>,
     client_ip: Option<IpAddr>,
     geo: &ClientGeo,
 ) -> RequestFacts<'r> {
-    let (path, query) = match raw_uri {
-        Some(uri) => fastgate::path::split_target(uri),
-        None => (req.get_path(), req.get_query_str()),
-    };
+    let (path, query) = raw_uri.map_or(("", None), fastgate::path::split_target);
     RequestFacts {
         method: req.get_method_str(),
         path,
@@ -104,29 +107,66 @@ pub(crate) fn request_facts<'r>(
     }
 }
 
-/// The request target exactly as the client sent it. `Request::get_path` comes from a
-/// parsed `Url`, which has already resolved `..` segments; routing on that would let
-/// `/v1/../admin` reach a route the client never named. The raw URI lets the library
-/// refuse traversal instead of silently reinterpreting it.
+/// The first read's buffer: enough for nearly every request URI.
+const FIRST_URI_READ: usize = 4096;
+/// A sanity ceiling on what the adapter copies out of the platform, far above any target a
+/// config may allow (`limits.max_uri_bytes`, which the library applies to what was read:
+/// 414) and above what platforms accept at all (Viceroy's `http::Uri` holds 64 KiB).
+const MAX_URI_READ: usize = 1024 * 1024;
+
+/// The request URI exactly as the client sent it, read whole: the buffer grows to the
+/// length the hostcall reports. `Request::get_path` comes from a parsed `Url`, which has
+/// already resolved `..` segments; routing on that would let `/v1/../admin` reach a route
+/// the client never named, so there is no fallback to it: `None` (a URI that is not UTF-8,
+/// over [`MAX_URI_READ`], or refused by the platform) is refused by the planning phases.
+///
+/// The URI must also be one the SDK itself can parse: the proxy phase sets the path through
+/// the SDK's `Url`, which panics on a URI it cannot parse (`Host: x:99999`, `Host: xn--`).
 pub(crate) fn raw_uri(req: &Request) -> Option<String> {
     let (handle, _) = req.as_handles();
-    let mut buf = vec![0u8; 8192];
-    let mut written = 0usize;
-    // SAFETY: `uri_get` writes at most `buf.len()` bytes into `buf` and reports how
-    // many in `written`; the handle is the live client request's.
-    let status = unsafe {
-        fastly_sys::fastly_http_req::uri_get(
-            handle.as_u32(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut written,
-        )
-    };
-    if !status.is_ok() || written > buf.len() {
-        return None;
+    let mut len = FIRST_URI_READ;
+    // At most two reads: the hostcall reports the length it needs when the buffer is short.
+    for _ in 0..2 {
+        match uri_get(handle.as_u32(), len) {
+            UriRead::Read(bytes) => {
+                let uri = String::from_utf8(bytes).ok()?;
+                return Url::parse(&uri).is_ok().then_some(uri);
+            }
+            UriRead::Needs(needed) if needed > len && needed <= MAX_URI_READ => len = needed,
+            UriRead::Needs(_) | UriRead::Failed => return None,
+        }
     }
-    buf.truncate(written);
-    String::from_utf8(buf).ok()
+    None
+}
+
+/// One `uri_get` hostcall's outcome.
+enum UriRead {
+    Read(Vec<u8>),
+    /// The buffer was too short; the URI needs this many bytes.
+    Needs(usize),
+    Failed,
+}
+
+/// `FastlyStatus::BUFLEN` (`fastly-shared`, not a dependency of ours): the buffer is short.
+const BUFLEN: i32 = 4;
+
+fn uri_get(handle: u32, len: usize) -> UriRead {
+    let mut buf = vec![0u8; len];
+    let mut written = 0usize;
+    // SAFETY: `uri_get` writes at most `buf.len()` bytes into `buf` and reports how many in
+    // `written` (or, with BUFLEN, how many it needs); the handle is the live client
+    // request's.
+    let status = unsafe {
+        fastly_sys::fastly_http_req::uri_get(handle, buf.as_mut_ptr(), buf.len(), &mut written)
+    };
+    if status.is_ok() && written <= buf.len() {
+        buf.truncate(written);
+        UriRead::Read(buf)
+    } else if status.code == BUFLEN {
+        UriRead::Needs(written)
+    } else {
+        UriRead::Failed
+    }
 }
 
 /// A Secret Store entry's bytes.
@@ -138,12 +178,18 @@ pub(crate) fn secret(store: &SecretStore, name: &str) -> Option<Vec<u8>> {
         .map(|s| s.plaintext().to_vec())
 }
 
-/// An edge error as RFC 9457 problem+json, never stored by any cache.
+/// An edge error as RFC 9457 problem+json, never stored by any cache, with the header
+/// fields the problem carries (`Allow` on a 405).
 pub(crate) fn problem_response(p: &Problem) -> Response {
-    Response::from_status(StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY))
-        .with_header("content-type", problem::CONTENT_TYPE)
-        .with_header("cache-control", "no-store")
-        .with_body(p.to_json())
+    let mut resp =
+        Response::from_status(StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY))
+            .with_header("content-type", problem::CONTENT_TYPE)
+            .with_header("cache-control", "no-store")
+            .with_body(p.to_json());
+    for (name, value) in &p.headers {
+        resp.set_header(*name, value.as_str());
+    }
+    resp
 }
 
 /// Adds `tokens` to `Vary` without dropping what the origin already varies on.

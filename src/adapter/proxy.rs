@@ -1,16 +1,18 @@
-//! The proxy phase's platform side: sign the identity for the origin (RFC 9421), then
-//! send to the healthiest preferred backend within the failover policy's attempts, timeouts
-//! and deadline, marking failed backends down for later requests.
+//! The proxy phase's platform side: bind the body by its digest and sign the identity for
+//! the origin (RFC 9421, a fresh nonce per attempt), then send to the healthiest preferred
+//! backend within the failover policy's attempts, timeouts and deadline, marking failed
+//! backends down for later requests.
 
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use fastly::http::request::SendErrorCause;
 use fastly::{Request, Response, SecretStore};
 
 use fastgate::failover::{self, AttemptOutcome};
-use fastgate::identity;
+use fastgate::identity::{self, Nonces};
 use fastgate::plan::ForwardPlan;
-use fastgate::problem::Problem;
+use fastgate::problem::{Problem, ProblemKind};
 
 use super::health::{self, Health};
 use super::platform::{problem_response, secret, SECRET_STORE};
@@ -68,7 +70,10 @@ impl Upstream<'_> {
     /// As [`Upstream::send`], but says when no backend answered, so a caller with another
     /// answer (a cached copy, or a 503 for a cached route) can give it instead.
     pub fn try_send(&self, req: Request, trace: &mut Trace) -> Result<Response, NoOriginAnswered> {
-        let req = self.prepare(req);
+        let prepared = match self.prepare(req) {
+            Ok(prepared) => prepared,
+            Err(problem) => return Ok(problem_response(&problem)),
+        };
         let mut probes = Vec::new();
         let failover = self.plan.failover;
         let candidates = failover::order(
@@ -89,12 +94,13 @@ impl Upstream<'_> {
             probes: &probes,
             deadline,
         };
-        attempts.run(req, &candidates, trace)
+        attempts.run(prepared, &candidates, trace)
     }
 
-    /// The request as the origin gets it: headers sanitized, path and query rewritten,
-    /// and the identity signed over exactly what goes upstream (read back from it).
-    fn prepare(&self, mut req: Request) -> Request {
+    /// The request as the origin gets it but for the signature: headers sanitized, path
+    /// and query rewritten, the identity and flags set, and the body bound by its digest.
+    /// Each attempt then signs it ([`Upstream::sign`]) with a nonce of its own.
+    fn prepare(&self, mut req: Request) -> Result<Prepared, Problem> {
         let plan = &self.plan;
         for name in &plan.headers.remove {
             req.remove_header(name.as_str());
@@ -107,6 +113,29 @@ impl Upstream<'_> {
             Some(q) => req.set_query_str(q),
             None => req.remove_query(),
         }
+        let digest = bind_body(&mut req).map_err(|e| {
+            log_event("request_body_unreadable", &e.to_string());
+            Problem::new(
+                ProblemKind::BadRequest,
+                "the request body could not be read",
+                &self.request_id,
+            )
+        })?;
+        let nonces = Nonces::random().ok_or_else(|| {
+            log_event("nonce_unavailable", "no entropy for the signature nonce");
+            Problem::identity_unavailable(&self.request_id)
+        })?;
+        req.set_header(identity::IDENTITY_HEADER, self.identity.as_str());
+        req.set_header(identity::FLAGS_HEADER, self.flags.as_str());
+        Ok(Prepared {
+            req,
+            digest,
+            nonces,
+        })
+    }
+
+    /// Signs `req` over exactly what goes upstream (read back from it), with `nonce`.
+    fn sign(&self, req: &mut Request, digest: Option<&str>, nonce: &str) {
         let signed = identity::Signed {
             method: req.get_method_str(),
             path: req.get_path(),
@@ -114,16 +143,43 @@ impl Upstream<'_> {
             identity: &self.identity,
             flags: &self.flags,
             request_id: &self.request_id,
+            content_digest: digest,
         };
         let now = fastgate::http::unix_now();
         let (input, signature) =
-            identity::sign(&signed, &self.signer.key, &self.signer.key_id, now);
-        req.set_header(identity::IDENTITY_HEADER, self.identity.as_str());
-        req.set_header(identity::FLAGS_HEADER, self.flags.as_str());
+            identity::sign(&signed, &self.signer.key, &self.signer.key_id, nonce, now);
         req.set_header(identity::SIGNATURE_INPUT_HEADER, input);
         req.set_header(identity::SIGNATURE_HEADER, signature);
-        req
     }
+}
+
+/// A request ready to send once signed.
+struct Prepared {
+    req: Request,
+    /// The `Content-Digest` of its body; `None` when it has none.
+    digest: Option<String>,
+    /// One nonce per attempt.
+    nonces: Nonces,
+}
+
+/// Reads the body into memory, puts it back for sending (and for failover copies) and sets
+/// its `Content-Digest`, which the signature then covers; a client's own `Content-Digest`
+/// never passes. An empty body is sent as none, with no digest. The body is bounded by the
+/// route's body limit, enforced before this phase.
+fn bind_body(req: &mut Request) -> std::io::Result<Option<String>> {
+    req.remove_header(identity::CONTENT_DIGEST_HEADER);
+    let Some(mut body) = req.try_take_body() else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    body.read_to_end(&mut bytes)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let digest = identity::content_digest(&bytes);
+    req.set_header(identity::CONTENT_DIGEST_HEADER, digest.as_str());
+    req.set_body(bytes);
+    Ok(Some(digest))
 }
 
 /// One request's walk down its candidate backends.
@@ -138,20 +194,27 @@ impl Attempts<'_, '_> {
     /// Tries each candidate in turn, as far as the failover policy allows.
     fn run(
         &self,
-        req: Request,
+        prepared: Prepared,
         candidates: &[String],
         trace: &mut Trace,
     ) -> Result<Response, NoOriginAnswered> {
+        let Prepared {
+            req,
+            digest,
+            nonces,
+        } = prepared;
         let method = req.get_method_str().to_owned();
         let mut pending = Some(req);
         for (i, backend) in candidates.iter().enumerate() {
             let last = i + 1 == candidates.len();
             // Every attempt but the last sends a copy, keeping the body for the next one.
-            let attempt = match (last, pending.as_mut()) {
+            let mut attempt = match (last, pending.as_mut()) {
                 (false, Some(req)) => req.clone_with_body(),
                 (true, Some(_)) => pending.take().expect("checked by the match"),
                 (_, None) => break,
             };
+            let nonce = nonces.for_attempt(i);
+            self.upstream.sign(&mut attempt, digest.as_deref(), &nonce);
             trace.attempts.push(backend.clone());
             let (outcome, resp) = self.attempt(attempt, backend);
             let retry =
@@ -174,10 +237,11 @@ impl Attempts<'_, '_> {
         let budget = self.deadline.saturating_duration_since(Instant::now());
         let timeout = Duration::from_millis(plan.attempt_timeout_ms).min(budget);
         let (outcome, resp) = match send_with_timeout(req, backend, timeout) {
-            Ok(resp) => (
-                AttemptOutcome::Answered(resp.get_status().as_u16()),
-                Some(resp),
-            ),
+            Ok(resp) => {
+                let retry_after = resp.contains_header("retry-after");
+                let status = resp.get_status().as_u16();
+                (AttemptOutcome::answered(status, retry_after), Some(resp))
+            }
             Err(AttemptError::Send(e)) => {
                 log_event("backend_error", &format!("{backend}: {}", e.root_cause()));
                 (classify(e.root_cause()), None)

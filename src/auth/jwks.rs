@@ -51,6 +51,17 @@ pub trait KeySource {
 
     /// Records that the token with this digest has a good signature, for `ttl_s` seconds.
     fn remember_good_signature(&mut self, _digest: &[u8; 32], _ttl_s: u64) {}
+
+    /// How many more seconds the key set the last [`jwks`](KeySource::jwks) call returned
+    /// for `issuer` stays fresh: a set just fetched, its whole `ttl_s`; a cached one, what
+    /// is left of its TTL; a stale one standing in while it is refreshed, 0. A remembered
+    /// signature never outlives it (see [`remembered_ttl_s`](super::remembered_ttl_s)), so
+    /// a key removed from the JWKS stops counting when the set that listed it goes stale,
+    /// not `ttl_s` after the token was last checked. A source without a cache of its own
+    /// has no such limit.
+    fn jwks_fresh_for_s(&mut self, _issuer: &Issuer) -> u64 {
+        u64::MAX
+    }
 }
 
 /// Parses a JWKS, keeping the signing keys we can pin to ES256 or RS256. Keys of other

@@ -25,4 +25,4 @@ pub use extract::extract_token;
 pub use failure::{AuthFailure, TokenError};
 pub use jwks::{parse_jwks, JwkKey, JwksError, KeySource};
 pub use policy::{AuthConfig, Issuer, JwksCache, JwksSource, Policy, RouteAuth};
-pub use verify::{authenticate, token_digest, verify};
+pub use verify::{authenticate, remembered_ttl_s, token_digest, verify};

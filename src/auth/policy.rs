@@ -82,8 +82,9 @@ pub struct JwksCache {
     pub max_stale_s: u32,
     /// How long a token whose ES256/RS256 signature verified is remembered as such (by
     /// SHA-256 of the whole token), so its next requests skip the signature check; every
-    /// other check still runs each time. Never longer than `ttl_s` (the JWKS's own freshness)
-    /// or the token's `exp`. 0 turns it off. See
+    /// other check still runs each time. Never longer than `ttl_s`, what is left of the
+    /// freshness of the cached key set that vouched for it, or the token's `exp`. 0 turns it
+    /// off. See
     /// [`KeySource::signature_known_good`](super::KeySource::signature_known_good).
     pub verified_ttl_s: u32,
 }

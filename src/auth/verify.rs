@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use super::claims::{check_claims, check_route};
 use super::jwks::{jwks_allows, select_key};
-use super::{AuthConfig, AuthFailure, KeySource, Policy, RouteAuth, TokenError, Verified};
+use super::{
+    AuthConfig, AuthFailure, JwksCache, KeySource, Policy, RouteAuth, TokenError, Verified,
+};
 
 /// Applies a route's policy: returns the verified identity (or `None` for an anonymous
 /// caller where that is allowed).
@@ -73,7 +75,11 @@ pub fn verify(
     }
     let verified = check_claims(parsed.payload, issuer, config.leeway_s, now).map_err(invalid)?;
     if let (Some(digest), false) = (&remembered, known_good) {
-        remember(keys, digest, &verified, config, now);
+        let set_fresh_for_s = keys.jwks_fresh_for_s(issuer);
+        let ttl = remembered_ttl_s(verified.exp, now, &config.jwks, set_fresh_for_s);
+        if ttl > 0 {
+            keys.remember_good_signature(digest, ttl);
+        }
     }
     Ok(verified)
 }
@@ -181,24 +187,18 @@ fn check_signature(token: &str, key: &DecodingKey, alg: Algorithm) -> Result<(),
         })
 }
 
-/// Remembers a freshly checked asymmetric signature for as long as it may be trusted.
-fn remember(
-    keys: &mut dyn KeySource,
-    digest: &[u8; 32],
-    verified: &Verified,
-    config: &AuthConfig,
-    now: u64,
-) {
-    // Never longer than the key set it was checked against stays fresh: a key removed
-    // from the JWKS, or a JWKS that can no longer be fetched, then counts again.
-    let ttl = verified
-        .exp
-        .saturating_sub(now)
-        .min(u64::from(config.jwks.verified_ttl_s))
-        .min(u64::from(config.jwks.ttl_s));
-    if ttl > 0 {
-        keys.remember_good_signature(digest, ttl);
-    }
+/// How long a freshly checked ES256/RS256 signature may be remembered: never longer than
+/// `verified_ttl_s`, the token's own `exp`, `jwks.ttl_s`, or what is left of the freshness
+/// of the key set that vouched for it (`set_fresh_for_s`, from
+/// [`KeySource::jwks_fresh_for_s`]). The last one is what makes a key removed from the JWKS
+/// stop counting once the set that listed it goes stale: counting `ttl_s` from the check
+/// instead would honour it for up to twice `ttl_s`. A stale set (0 left) vouches for the
+/// request at hand only, and 0 means "do not remember".
+pub fn remembered_ttl_s(exp: u64, now: u64, jwks: &JwksCache, set_fresh_for_s: u64) -> u64 {
+    exp.saturating_sub(now)
+        .min(u64::from(jwks.verified_ttl_s))
+        .min(u64::from(jwks.ttl_s))
+        .min(set_fresh_for_s)
 }
 
 #[cfg(test)]
@@ -430,11 +430,13 @@ mod tests {
         }
     }
 
-    /// `Keys` plus a signature memory, counting what reaches the JWKS.
+    /// `Keys` plus a signature memory, counting what reaches the JWKS; its key set has
+    /// `fresh_for_s` seconds of freshness left.
     struct Remembering {
         inner: Keys,
         good: BTreeMap<[u8; 32], u64>,
         jwks_calls: u32,
+        fresh_for_s: u64,
     }
 
     impl KeySource for Remembering {
@@ -451,16 +453,24 @@ mod tests {
         fn remember_good_signature(&mut self, digest: &[u8; 32], ttl_s: u64) {
             self.good.insert(*digest, ttl_s);
         }
+        fn jwks_fresh_for_s(&mut self, _: &Issuer) -> u64 {
+            self.fresh_for_s
+        }
+    }
+
+    fn remembering(set: Vec<JwkKey>, fresh_for_s: u64) -> Remembering {
+        Remembering {
+            inner: keys(set),
+            good: BTreeMap::new(),
+            jwks_calls: 0,
+            fresh_for_s,
+        }
     }
 
     #[test]
     fn a_verified_asymmetric_signature_is_remembered_but_every_claim_is_checked_again() {
         let key = ec_key("k1");
-        let mut keys = Remembering {
-            inner: keys(jwks_of(&[&key])),
-            good: BTreeMap::new(),
-            jwks_calls: 0,
-        };
+        let mut keys = remembering(jwks_of(&[&key]), u64::MAX);
         let token = es(&key, "k1", &claims());
         let first = verify(&token, &config(), &mut keys, NOW).unwrap();
         assert_eq!(keys.jwks_calls, 1);
@@ -505,5 +515,49 @@ mod tests {
         let hs_token = hs(&claims());
         verify(&hs_token, &config(), &mut keys, NOW).unwrap();
         assert!(!keys.good.contains_key(&token_digest(&hs_token)));
+    }
+
+    /// Defect 10: the memory of a signature is capped by what is left of the freshness of
+    /// the key set that vouched for it, so a key removed from the JWKS stops counting when
+    /// that set goes stale, not `ttl_s` after the last check (up to twice `ttl_s` before).
+    #[test]
+    fn a_remembered_signature_never_outlives_the_key_set_that_vouched_for_it() {
+        let jwks = crate::auth::JwksCache::default(); // ttl_s 300, verified_ttl_s 300
+        let exp = NOW + 600;
+        // A set fetched just now vouches for its whole TTL ...
+        assert_eq!(remembered_ttl_s(exp, NOW, &jwks, 300), 300);
+        // ... one cached 250 s ago for the 50 s it has left ...
+        assert_eq!(remembered_ttl_s(exp, NOW, &jwks, 50), 50);
+        // ... and a stale one, standing in while it is refreshed, for this request only.
+        assert_eq!(remembered_ttl_s(exp, NOW, &jwks, 0), 0);
+        // Never past the token's `exp`, `verified_ttl_s` or `ttl_s` either.
+        assert_eq!(remembered_ttl_s(NOW + 20, NOW, &jwks, 50), 20);
+        assert_eq!(remembered_ttl_s(NOW - 1, NOW, &jwks, 50), 0);
+        let short = crate::auth::JwksCache {
+            verified_ttl_s: 10,
+            ..Default::default()
+        };
+        assert_eq!(remembered_ttl_s(exp, NOW, &short, 50), 10);
+        let brief = crate::auth::JwksCache {
+            ttl_s: 5,
+            ..Default::default()
+        };
+        assert_eq!(remembered_ttl_s(exp, NOW, &brief, u64::MAX), 5);
+
+        // Through `verify`: what the key source says is left of its set is what is kept.
+        let key = ec_key("k1");
+        let mut cached = remembering(jwks_of(&[&key]), 50);
+        let token = es(&key, "k1", &claims());
+        verify(&token, &config(), &mut cached, NOW).unwrap();
+        assert_eq!(cached.good.get(&token_digest(&token)), Some(&50));
+        let mut stale = remembering(jwks_of(&[&key]), 0);
+        verify(&token, &config(), &mut stale, NOW).unwrap();
+        assert!(
+            stale.good.is_empty(),
+            "a stale set vouches for nothing later"
+        );
+        // Without a memory of the signature, the next request checks the key set again.
+        verify(&token, &config(), &mut stale, NOW).unwrap();
+        assert_eq!(stale.jwks_calls, 2);
     }
 }

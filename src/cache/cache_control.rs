@@ -53,7 +53,7 @@ fn set_delta(slot: &mut Option<u64>, arg: Option<&str>) {
 /// Calls `f(name, argument)` for each directive of a Cache-Control value: comma-separated,
 /// OWS-trimmed, with an optional token or quoted-string argument (quotes removed, escapes
 /// left as they are: no argument we read may contain one). Never panics; garbage is skipped.
-fn each_directive(value: &str, mut f: impl FnMut(&str, Option<&str>)) {
+pub(super) fn each_directive(value: &str, mut f: impl FnMut(&str, Option<&str>)) {
     let b = value.as_bytes();
     let len = b.len();
     let mut i = 0;

@@ -93,10 +93,11 @@ fn hash_query(h: &mut Sha256, pairs: &[&str]) {
 /// - the normalised query ([`normalize_query`]; absent and empty are the same);
 /// - each `vary` input in the route's order: its lower-cased name and its value (OWS-trimmed;
 ///   an absent header is distinct from an empty one);
-/// - the partition: shared, or the SHA-256 of the verified subject for `per_user` routes. The
-///   subject is hashed before it enters the key material; callers of a `per_user` route must
-///   pass `Some` (see [`request_cacheability`](super::request_cacheability), which bypasses
-///   the cache without credentials).
+/// - the partition: shared, or the SHA-256 of the verified caller for `per_user` routes: its
+///   [`user_partition`] (issuer and subject, so two issuers' same `sub` never share an
+///   entry). It is hashed before it enters the key material; callers of a `per_user` route
+///   must pass `Some` (see [`request_cacheability`](super::request_cacheability), which
+///   bypasses the cache without credentials).
 ///
 /// HEAD and GET have separate entries: a HEAD response has no body to serve a GET with.
 /// The host is not in the key: when a service answers several hosts with different content
@@ -106,7 +107,7 @@ pub fn cache_key(
     path: &str,
     query: Option<&str>,
     vary_values: &[(&str, Option<&str>)],
-    per_user_subject: Option<&str>,
+    per_user_partition: Option<&str>,
     settings: &CacheSettings,
 ) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -122,14 +123,22 @@ pub fn cache_key(
             value.map(|v| v.trim_matches([' ', '\t']).as_bytes()),
         );
     }
-    match per_user_subject {
+    match per_user_partition {
         None => h.update([0u8]),
-        Some(subject) => {
+        Some(partition) => {
             h.update([1u8]);
-            h.update(Sha256::digest(subject.as_bytes()));
+            h.update(Sha256::digest(partition.as_bytes()));
         }
     }
     h.finalize().into()
+}
+
+/// Whose copy a `per_user` entry is: the verified issuer and subject, encoded without
+/// ambiguity (the issuer's length in decimal, `:`, the issuer, then the subject), so
+/// (`ab`, `c`) and (`a`, `bc`) never meet, and neither do two issuers' same `sub`: a
+/// subject is only unique within its issuer (RFC 7519 §4.1.2).
+pub fn user_partition(iss: &str, sub: &str) -> String {
+    format!("{}:{iss}{sub}", iss.len())
 }
 
 /// Lower-case hex of a key (for logs and for Core Cache APIs that want text).
@@ -271,5 +280,24 @@ mod tests {
         let hex = key_hex(&alice);
         assert!(!hex.contains("alice"));
         assert!(!alice.windows(5).any(|w| w == b"alice"));
+    }
+
+    #[test]
+    fn per_user_partitions_are_issuer_and_subject_unambiguously() {
+        let of = |iss: &str, sub: &str| {
+            let partition = user_partition(iss, sub);
+            key("/api/user/profile", None, &[], Some(partition.as_str()))
+        };
+        let alice = of("https://a.example", "alice");
+        assert_eq!(alice, of("https://a.example", "alice"));
+        assert_ne!(
+            alice,
+            of("https://b.example", "alice"),
+            "same sub, other issuer"
+        );
+        assert_ne!(of("ab", "c"), of("a", "bc"));
+        assert_ne!(of("", "1:ab"), of("1:a", "b"));
+        assert_ne!(alice, key("/api/user/profile", None, &[], Some("alice")));
+        assert_eq!(user_partition("iss", "sub"), "3:isssub");
     }
 }

@@ -11,7 +11,8 @@
 //! 6. `freshness`: is a stored copy fresh, stale-but-servable or dead?
 //! 7. `revalidate`: the conditional request, and merging its 304;
 //! 8. `meta`: what an entry keeps besides its body, and what a client is told;
-//! 9. `status`: the `Cache-Status` header (RFC 9211) saying what happened.
+//! 9. `status`: the `Cache-Status` header (RFC 9211) saying what happened;
+//! 10. `private`: the `Cache-Control` a per-user (or authenticated) answer leaves with.
 //!
 //! The cache is shared (RFC 9111's rules for a shared cache apply even to `per_user`
 //! partitions) and conservative: when in doubt it does not store, and it never lets a
@@ -22,6 +23,7 @@ mod freshness;
 mod key;
 mod meta;
 mod policy;
+mod private;
 mod request;
 mod revalidate;
 mod status;
@@ -32,12 +34,13 @@ mod tests;
 
 pub use cache_control::{CacheControl, DELTA_SECONDS_CAP};
 pub use freshness::{age_header, freshness, Freshness};
-pub use key::{cache_key, key_hex, normalize_query};
+pub use key::{cache_key, key_hex, normalize_query, user_partition};
 pub use meta::{client_not_modified, per_user_client_cache_control, StoredMeta};
 pub use policy::{
     validate_templates, BadVaryInput, CacheMode, CachePolicy, CacheSettings, VaryInput,
     DEFAULT_DROP_QUERY_PARAMS, DEFAULT_MAX_OBJECT_BYTES, MAX_CONFIG_TTL_S,
 };
+pub use private::private_cache_control;
 pub use request::{may_serve, request_cacheability, Fwd, Lookup};
 pub use revalidate::{conditional_headers, merge_304, not_modified_matches};
 pub use status::{cache_status, CacheOutcome, CACHE_NAME};

@@ -7,7 +7,7 @@
 use super::model::{Config, ConfigFile};
 use super::{ConfigError, DEFAULT_FILE, EMBEDDED};
 use crate::flags;
-use crate::route;
+use crate::route::{self, Route};
 
 /// Where the active config came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +74,9 @@ impl Config {
     /// Parses and validates a JSON config, however it is formatted.
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
         let file = read(json)?;
-        file.validate()?;
-        file.compile(hex(hash(json.as_bytes())))
+        let routes = route::compile_table(&file.routes)?;
+        file.validate(&routes)?;
+        file.compile(routes, hex(hash(json.as_bytes())))
     }
 
     /// The embedded default, parsed without re-running the cross-field validation: the
@@ -84,7 +85,9 @@ impl Config {
     /// still fail loudly, naming the field). An override from the Config Store is always
     /// validated in full ([`load`]).
     pub fn embedded() -> Result<Self, ConfigError> {
-        read(EMBEDDED)?.compile(hex(EMBEDDED_HASH))
+        let file = read(EMBEDDED)?;
+        let routes = route::compile_table(&file.routes)?;
+        file.compile(routes, hex(EMBEDDED_HASH))
     }
 }
 
@@ -93,9 +96,9 @@ fn read(json: &str) -> Result<ConfigFile, ConfigError> {
 }
 
 impl ConfigFile {
-    /// Compiles the route table and moves the rest into the [`Config`].
-    fn compile(self, hash: String) -> Result<Config, ConfigError> {
-        let routes = route::compile_table(&self.routes)?;
+    /// Moves the compiled route table and the rest into the [`Config`].
+    fn compile(self, routes: Vec<Route>, hash: String) -> Result<Config, ConfigError> {
+        self.limits.validate().map_err(|e| e.under("limits"))?;
         Ok(Config {
             version: self.version,
             hash,
@@ -109,6 +112,7 @@ impl ConfigFile {
             rate_limiter: self.rate_limiter,
             cache: self.cache,
             log_endpoint: self.log_endpoint,
+            limits: self.limits,
         })
     }
 }

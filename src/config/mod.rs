@@ -11,6 +11,7 @@
 mod canonical;
 mod error;
 mod field;
+mod limits;
 mod load;
 mod model;
 mod validate;
@@ -18,6 +19,7 @@ mod validate;
 pub use crate::geo::GeoMap;
 pub use error::ConfigError;
 pub use field::FieldError;
+pub use limits::Limits;
 pub use load::{load, Loaded, Source};
 pub use model::{Backend, Config, Failover, Limiter};
 

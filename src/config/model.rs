@@ -11,6 +11,8 @@ use crate::cache::CacheSettings;
 use crate::cors::CorsPolicy;
 use crate::flags::FlagSpec;
 use crate::geo::GeoMap;
+
+use super::Limits;
 use crate::route::{Route, RouteSpec};
 
 /// A named origin backend. The name must match a backend declared to the platform
@@ -77,6 +79,15 @@ pub(super) struct ConfigFile {
     pub(super) cors: BTreeMap<String, CorsPolicy>,
     #[serde(default)]
     pub(super) rate_limiter: Limiter,
+    /// The origin's expensive handlers, as `"<METHOD> <path>"`: a route that can reach one
+    /// must have a `rate_limit`, or be named in `unlimited_routes` (`validate/coverage.rs`).
+    /// Absent: login, signup, query, uploads and process. `[]` turns the check off.
+    #[serde(default)]
+    pub(super) expensive_paths: Option<Vec<String>>,
+    /// Routes left without a rate limit on purpose although they reach an expensive path:
+    /// route id → why.
+    #[serde(default)]
+    pub(super) unlimited_routes: BTreeMap<String, String>,
     /// Settings shared by every cached route (the per-route policy is the route's `cache`).
     #[serde(default)]
     pub(super) cache: CacheSettings,
@@ -84,6 +95,9 @@ pub(super) struct ConfigFile {
     /// and on Fastly it reaches log tailing).
     #[serde(default)]
     pub(super) log_endpoint: Option<String>,
+    /// How much of a request the edge reads before refusing it (`limits.rs`).
+    #[serde(default)]
+    pub(super) limits: Limits,
 }
 
 /// A validated, compiled configuration.
@@ -105,4 +119,5 @@ pub struct Config {
     pub rate_limiter: Limiter,
     pub cache: CacheSettings,
     pub log_endpoint: Option<String>,
+    pub limits: Limits,
 }

@@ -2,14 +2,21 @@
 //! geo codes are real codes, routes name existing CORS policies, and each part's own
 //! field checks pass. Run once per override at load, so a bad push is refused whole.
 
+mod coverage;
+
+use std::collections::BTreeMap;
+
 use super::model::ConfigFile;
 use super::{ConfigError, FieldError};
 use crate::flags;
 use crate::geo::CONTINENTS;
+use crate::ratelimit::{LimitKey, MAX_LOGIN_BODY};
+use crate::route;
 
 impl ConfigFile {
     /// Every check, in the order a reader meets the fields; the first failure is reported.
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    /// `table` is `self.routes` compiled (the coverage check probes it).
+    pub(super) fn validate(&self, table: &[route::Route]) -> Result<(), ConfigError> {
         self.check_backends()?;
         self.check_geo()?;
         for (i, route) in self.routes.iter().enumerate() {
@@ -31,8 +38,11 @@ impl ConfigFile {
                 .map_err(|e| e.under(&format!("cors.{name}")))?;
         }
         self.check_route_references()?;
+        self.check_limit_groups()?;
+        self.check_login_bodies()?;
         self.cache.validate().map_err(|e| e.under("cache"))?;
         self.check_failover()?;
+        self.check_rate_limit_coverage(table)?;
         Ok(())
     }
 
@@ -99,6 +109,81 @@ impl ConfigFile {
             }
         }
         Ok(())
+    }
+
+    /// Routes of one limit group share one counter, so they must agree on the limit: the
+    /// first route of a group sets it, and a later one that differs is named.
+    fn check_limit_groups(&self) -> Result<(), FieldError> {
+        let mut first = BTreeMap::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let Some(limit) = &route.rate_limit else {
+                continue;
+            };
+            let group = limit.group(&route.id);
+            match first.get(group) {
+                None => {
+                    first.insert(group, (i, limit));
+                }
+                Some((j, earlier)) if !limit.same_limit(earlier) => {
+                    return Err(FieldError::new(
+                        format!("routes[{i}].rate_limit"),
+                        format!(
+                            "differs from routes[{j}] (`{}`) in the group `{group}`: a group \
+                             is one counter, so its routes share one key, limit, window and \
+                             penalty",
+                            self.routes[*j].id
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A login-keyed limit finds the account in the body, reading at most
+    /// [`MAX_LOGIN_BODY`] bytes of it; a larger body would be keyed on the client alone while
+    /// the origin still checks its password. So such a route accepts no larger body.
+    fn check_login_bodies(&self) -> Result<(), FieldError> {
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route
+                .rate_limit
+                .as_ref()
+                .is_some_and(|l| l.key == LimitKey::Login)
+            {
+                continue;
+            }
+            let (field, max) = match route.max_body_bytes {
+                Some(max) => (format!("routes[{i}].max_body_bytes"), max),
+                None => (
+                    "limits.max_body_bytes".to_owned(),
+                    self.limits.max_body_bytes,
+                ),
+            };
+            if max > MAX_LOGIN_BODY as u64 {
+                return Err(FieldError::new(
+                    field,
+                    format!(
+                        "{max} is over {MAX_LOGIN_BODY}, the most of a body the `login` rate \
+                         limit of route `{}` reads: set that route's `max_body_bytes` to at \
+                         most {MAX_LOGIN_BODY}",
+                        route.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every route that reaches an expensive origin handler has a limit or a reasoned
+    /// opt-out (`validate/coverage.rs`), probing the compiled table.
+    fn check_rate_limit_coverage(&self, table: &[route::Route]) -> Result<(), FieldError> {
+        coverage::check(
+            &self.routes,
+            table,
+            self.expensive_paths.as_deref(),
+            &self.unlimited_routes,
+        )
     }
 
     fn check_failover(&self) -> Result<(), FieldError> {
@@ -179,6 +264,63 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("geo.continents.XX"));
         let err = with(|v| v["geo"]["countries"]["usa"] = serde_json::json!(["origin_us"]));
         assert!(err.unwrap_err().to_string().contains("geo.countries.usa"));
+    }
+
+    #[test]
+    fn a_login_limited_route_accepts_no_body_its_limit_cannot_read() {
+        let over = (crate::ratelimit::MAX_LOGIN_BODY + 1) as u64;
+        let err = with(|v| v["limits"] = serde_json::json!({"max_body_bytes": over}));
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("`limits.max_body_bytes`"),
+            "the login routes inherit the global limit"
+        );
+        let v: serde_json::Value = serde_json::from_str(EMBEDDED).unwrap();
+        let login = v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r["id"] == "login")
+            .unwrap();
+        let err = with(|v| v["routes"][login]["max_body_bytes"] = over.into()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("routes[{login}].max_body_bytes")),
+            "{err}"
+        );
+        // Raised globally, with the login routes kept at what their limit reads: fine.
+        with(|v| {
+            v["limits"] = serde_json::json!({"max_body_bytes": over});
+            for route in v["routes"].as_array_mut().unwrap() {
+                if route["rate_limit"]["key"] == "login" {
+                    route["max_body_bytes"] = 16_384.into();
+                }
+            }
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn routes_of_one_limit_group_share_one_limit() {
+        let err = with(|v| {
+            for route in v["routes"].as_array_mut().unwrap() {
+                if route["id"] == "v1-compat" {
+                    route["rate_limit"]["limit"] = 500.into();
+                }
+            }
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(".rate_limit") && err.contains("group `api`") && err.contains("(`api`)"),
+            "{err}"
+        );
+        let err = with(|v| v["routes"][3]["rate_limit"]["group"] = "a b".into()).unwrap_err();
+        assert!(
+            err.to_string().contains("routes[3].rate_limit.group"),
+            "{err}"
+        );
     }
 
     #[test]

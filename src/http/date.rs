@@ -3,8 +3,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const LONG_WEEKDAYS: [&str; 7] = [
+/// Day names as IMF-fixdate and asctime spell them, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+/// Day names as the obsolete RFC 850 form spells them, Monday first.
+pub const LONG_WEEKDAYS: [&str; 7] = [
     "Monday",
     "Tuesday",
     "Wednesday",

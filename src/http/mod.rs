@@ -5,10 +5,11 @@
 
 mod date;
 mod hop_by_hop;
+pub mod method;
 mod sf;
 mod token;
 
-pub use date::parse_http_date;
+pub use date::{parse_http_date, LONG_WEEKDAYS, WEEKDAYS};
 /// Wall-clock seconds: the contract crate's, so the edge's idea of "now" (JWT `exp`, cache
 /// ages) is the one its signatures are checked against.
 pub use fastgate_wire::unix_now;

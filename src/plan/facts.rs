@@ -9,7 +9,10 @@ use crate::geo::ClientGeo;
 #[derive(Debug, Clone, Default)]
 pub struct RequestFacts<'a> {
     pub method: &'a str,
-    /// The raw path, as received.
+    /// The raw path, as received. Empty when the adapter could not read the request target
+    /// as sent (no request target is empty: origin-form starts with `/`); there is no
+    /// fallback to the platform's own path, which has `..` already resolved, so such a
+    /// request is refused with 400.
     pub path: &'a str,
     /// The raw query, without `?`.
     pub query: Option<&'a str>,

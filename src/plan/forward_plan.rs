@@ -70,8 +70,27 @@ impl Gateway {
     }
 
     /// cache request, before the lookup: `None` when the route is not cached. Runs after
-    /// authentication and flags, because a `per_user` key needs the verified subject and a
+    /// authentication and flags, because a `per_user` key needs the verified caller and a
     /// `flags` vary input needs this caller's flags. `header` reads the inbound request.
+    /// A `per_user` copy belongs to the caller's issuer and subject together
+    /// ([`cache::user_partition`]); its `{sub}` surrogate tags name the subject alone, as
+    /// [`Gateway::purge_keys`] does, so a write purges its author's copies (two issuers'
+    /// same `sub` can only over-purge each other, never share a copy).
+    pub fn cache_request_for<'h>(
+        &self,
+        plan: &ForwardPlan<'_>,
+        method: &str,
+        header: impl Fn(&str) -> Option<&'h str>,
+        caller: Option<&Verified>,
+        flags: &str,
+    ) -> Option<CacheRequest> {
+        let caller = caller.map(|v| (v.iss.as_str(), v.sub.as_str()));
+        self.build_cache_request(plan, method, header, caller, flags)
+    }
+
+    /// [`cache_request_for`](Self::cache_request_for) for a caller known by its subject
+    /// alone (library tests and benches): the subject under an empty issuer, which no
+    /// configured issuer has, so such a key never meets a verified caller's.
     pub fn cache_request<'h>(
         &self,
         plan: &ForwardPlan<'_>,
@@ -80,7 +99,21 @@ impl Gateway {
         subject: Option<&str>,
         flags: &str,
     ) -> Option<CacheRequest> {
+        let caller = subject.map(|sub| ("", sub));
+        self.build_cache_request(plan, method, header, caller, flags)
+    }
+
+    /// The cache request for a caller given as (issuer, subject).
+    fn build_cache_request<'h>(
+        &self,
+        plan: &ForwardPlan<'_>,
+        method: &str,
+        header: impl Fn(&str) -> Option<&'h str>,
+        caller: Option<(&str, &str)>,
+        flags: &str,
+    ) -> Option<CacheRequest> {
         let policy = plan.route.cache.as_ref()?;
+        let subject = caller.map(|(_, sub)| sub);
         let has_authorization = match policy.mode {
             CacheMode::PerUser => subject.is_some(),
             CacheMode::Public => subject.is_some() || header("authorization").is_some(),
@@ -100,16 +133,15 @@ impl Gateway {
             })
             .collect();
         let partition = match policy.mode {
-            CacheMode::PerUser => subject,
+            CacheMode::PerUser => caller.map(|(iss, sub)| cache::user_partition(iss, sub)),
             CacheMode::Public => None,
         };
-        let query = plan.query.as_deref();
         let key = cache::cache_key(
             method,
             &plan.path,
-            query,
+            plan.query.as_deref(),
             &vary,
-            partition,
+            partition.as_deref(),
             &self.config.cache,
         );
         Some(CacheRequest {
@@ -133,5 +165,57 @@ impl Gateway {
             return Vec::new();
         }
         cache::surrogate_keys(&route.purge, subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::plan::RequestFacts;
+
+    fn caller(iss: &str, sub: &str) -> Verified {
+        Verified {
+            sub: sub.into(),
+            iss: iss.into(),
+            exp: 0,
+            uid: None,
+            scopes: Vec::new(),
+            roles: Vec::new(),
+            claims: serde_json::Map::new(),
+        }
+    }
+
+    /// A `per_user` copy is the issuer's and the subject's together: the same `sub` from
+    /// two issuers never shares an entry, while purge tags still follow the subject.
+    #[test]
+    fn per_user_keys_are_issuer_and_subject() {
+        let gw = Gateway::new(Config::embedded().unwrap());
+        let facts = RequestFacts {
+            method: "GET",
+            path: "/api/user/profile",
+            ..Default::default()
+        };
+        let plan = gw.plan(&facts).next.unwrap();
+        let request = |who: &Verified| {
+            gw.cache_request_for(&plan, "GET", |_| None, Some(who), "")
+                .unwrap()
+        };
+        let ours = request(&caller("fastgate-origin", "alice@example.com"));
+        let theirs = request(&caller("partner-idp", "alice@example.com"));
+        let again = request(&caller("fastgate-origin", "alice@example.com"));
+        assert_ne!(ours.key, theirs.key, "same sub, other issuer: other copy");
+        assert_eq!(ours.key, again.key);
+        assert_eq!(ours.surrogate_keys, theirs.surrogate_keys);
+        assert_eq!(
+            ours.surrogate_keys,
+            vec![format!("user:{}", cache::subject_tag("alice@example.com"))],
+            "purge tags follow the subject, as purge_keys renders them"
+        );
+        // Anonymous callers of a per-user route bypass the cache.
+        let anonymous = gw
+            .cache_request_for(&plan, "GET", |_| None, None, "")
+            .unwrap();
+        assert!(matches!(anonymous.lookup, cache::Lookup::Bypass { .. }));
     }
 }

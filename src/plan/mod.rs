@@ -1,7 +1,8 @@
 //! The planning phases: everything the edge decides about a request before it spends a
 //! hostcall on it, as named phases over one context in the spirit of Pingora's `ProxyHttp`:
 //!
-//! `normalize` → `route` → `cors` (preflights answered) → `rewrite` (and redirects) →
+//! `method` (501 unless forwarded) → `normalize` (the raw target: 414 / 400) → `route`
+//! (404 / 405 with `Allow`) → `cors` (preflights answered) → `rewrite` (and redirects) →
 //! `sanitize` → `select`.
 //!
 //! Each phase is a short method returning `Result<T, Early>`: [`Early`] is the answer to
@@ -19,6 +20,7 @@ mod phases;
 use crate::config::Config;
 use crate::problem::Problem;
 use crate::request_id;
+use crate::route::Route;
 
 pub use facts::RequestFacts;
 pub use forward_plan::{CacheRequest, ForwardPlan};
@@ -77,6 +79,14 @@ impl Gateway {
         &self.config
     }
 
+    /// The largest request body `route` accepts: its own `max_body_bytes`, else the
+    /// config's `limits.max_body_bytes`.
+    pub fn max_body_bytes(&self, route: &Route) -> u64 {
+        route
+            .max_body_bytes
+            .unwrap_or(self.config.limits.max_body_bytes)
+    }
+
     /// Runs the planning phases, in order, and returns the context they built.
     pub fn plan<'g>(&'g self, req: &RequestFacts<'_>) -> Plan<'g> {
         let mut ctx = PlanCtx {
@@ -94,7 +104,8 @@ impl Gateway {
         req: &RequestFacts<'_>,
         ctx: &mut PlanCtx<'g>,
     ) -> Result<ForwardPlan<'g>, Early> {
-        let path = phases::normalize(req, &ctx.request_id)?;
+        phases::method(req, &ctx.request_id)?;
+        let path = phases::normalize(req, &self.config.limits, &ctx.request_id)?;
         let route = self.route(req, &path, ctx)?;
         self.cors(req, route, ctx)?;
         let (path, query) = phases::rewrite(req, route, path, &ctx.request_id)?;

@@ -1,7 +1,9 @@
 //! The planning phases themselves, in the order [`Gateway::plan`] runs them.
 
+use crate::config::Limits;
 use crate::cors;
 use crate::geo::{self, GeoLevel};
+use crate::http::method;
 use crate::path;
 use crate::problem::{Problem, ProblemKind};
 use crate::request_id;
@@ -10,8 +12,31 @@ use crate::sanitize::{self, HeaderEdits};
 
 use super::{Early, Gateway, PlanCtx, RequestFacts};
 
-/// normalize: the raw path, decoded where safe; `..` in any spelling is refused.
-pub(super) fn normalize(req: &RequestFacts<'_>, request_id: &str) -> Result<String, Early> {
+/// method: only a method the edge forwards, spelled exactly as RFC 9110 spells it, goes
+/// any further (501 otherwise): the origin must see the method the edge signed.
+pub(super) fn method(req: &RequestFacts<'_>, request_id: &str) -> Result<(), Early> {
+    if method::is_forwarded(req.method) {
+        return Ok(());
+    }
+    Err(Problem::method_not_implemented(request_id).into())
+}
+
+/// normalize: the raw target, read whole (400 when it could not be), at most
+/// `limits.max_uri_bytes` long (414 above it); then the path decoded where safe, and `..`
+/// in any spelling refused.
+pub(super) fn normalize(
+    req: &RequestFacts<'_>,
+    limits: &Limits,
+    request_id: &str,
+) -> Result<String, Early> {
+    if req.path.is_empty() {
+        let detail = "the request target could not be read as sent";
+        return Err(Problem::new(ProblemKind::BadRequest, detail, request_id).into());
+    }
+    let max = limits.max_uri_bytes;
+    if req.path.len() + req.query.map_or(0, |q| q.len() + 1) > max {
+        return Err(Problem::uri_too_long(max, request_id).into());
+    }
     path::normalize(req.path)
         .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string(), request_id).into())
 }
@@ -32,14 +57,15 @@ impl Gateway {
             headers: &req.headers,
         };
         let route = route::match_route(&self.config.routes, &input).map_err(|e| {
-            let (kind, detail) = match e {
-                NoRoute::NotFound => (ProblemKind::NotFound, "no route matches this path".into()),
-                NoRoute::MethodNotAllowed => (
-                    ProblemKind::MethodNotAllowed,
-                    format!("{} is not allowed on this path", req.method),
-                ),
-            };
-            Early::Problem(Problem::new(kind, detail, &ctx.request_id))
+            let id = &ctx.request_id;
+            Early::Problem(match e {
+                NoRoute::NotFound => {
+                    Problem::new(ProblemKind::NotFound, "no route matches this path", id)
+                }
+                NoRoute::MethodNotAllowed { allow } => {
+                    Problem::method_not_allowed(input.method, allow, id)
+                }
+            })
         })?;
         ctx.route_id = Some(&route.id);
         Ok(route)

@@ -155,3 +155,87 @@ fn only_successful_writes_purge() {
     assert_eq!(v1.path, "/api/uploads");
     assert_eq!(v1.route.purge, uploads.route.purge);
 }
+
+fn problem(plan: Plan<'_>) -> crate::problem::Problem {
+    match plan.next {
+        Err(Early::Problem(p)) => p,
+        other => panic!("expected a problem, got {other:?}"),
+    }
+}
+
+#[test]
+fn only_forwarded_methods_spelled_as_rfc_9110_spells_them_get_past_the_edge() {
+    let gw = Gateway::new(Config::embedded().unwrap());
+    for m in ["get", "Get", "gEt", "TRACE", "CONNECT", "PROPFIND", "BREW"] {
+        let p = problem(gw.plan(&facts(m, "/api/user/profile", "US", "NA")));
+        assert_eq!(p.status, 501, "{m}");
+        assert!(p.headers.is_empty(), "{m}");
+    }
+    let f = forward(gw.plan(&facts("GET", "/api/user/profile", "US", "NA")));
+    assert_eq!(f.route.id, "user-profile");
+}
+
+#[test]
+fn a_405_says_which_methods_the_path_allows() {
+    let gw = Gateway::new(Config::embedded().unwrap());
+    let p = problem(gw.plan(&facts("DELETE", "/health", "US", "NA")));
+    assert_eq!(p.status, 405);
+    assert_eq!(p.headers, vec![("allow", "GET, HEAD".to_owned())]);
+    let p = problem(gw.plan(&facts("PUT", "/openapi.json", "US", "NA")));
+    assert_eq!(p.headers, vec![("allow", "GET, HEAD".to_owned())]);
+}
+
+#[test]
+fn a_target_that_cannot_be_read_whole_is_refused_never_guessed() {
+    let gw = Gateway::new(Config::embedded().unwrap());
+    let max = gw.config().limits.max_uri_bytes;
+    // The adapter could not read it (the path is then empty): refused, not guessed.
+    let p = problem(gw.plan(&facts("GET", "", "US", "NA")));
+    assert_eq!(p.status, 400);
+    assert!(p.detail.contains("could not be read"), "{}", p.detail);
+
+    // Read whole: a long query is fine up to the limit, and 414 past it.
+    let pad = "a".repeat(max - "/health?p=".len());
+    let query = format!("p={pad}");
+    let mut req = facts("GET", "/health", "US", "NA");
+    req.query = Some(&query);
+    assert_eq!(forward(gw.plan(&req)).route.id, "health");
+    let longer = format!("{query}b");
+    req.query = Some(&longer);
+    assert_eq!(problem(gw.plan(&req)).status, 414);
+
+    // A traversal behind a long query is still a traversal.
+    let query = format!("pad={}", "a".repeat(9 * 1024));
+    for path in [
+        "/api/auth/../user/profile",
+        "/api/auth/%2e%2e/user/profile",
+        "/api/auth/..\\user/profile",
+        "/api/auth/..%5Cuser/profile",
+        "/api/auth/..%2Fuser/profile",
+    ] {
+        let mut req = facts("GET", path, "US", "NA");
+        req.query = Some(&query);
+        assert_eq!(problem(gw.plan(&req)).status, 400, "{path}");
+    }
+}
+
+#[test]
+fn a_route_body_limit_overrides_the_config_default() {
+    let mut v: serde_json::Value = serde_json::from_str(crate::config::EMBEDDED).unwrap();
+    v["limits"] = serde_json::json!({"max_body_bytes": 2048});
+    let uploads = v["routes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["id"] == "uploads")
+        .unwrap();
+    uploads["max_body_bytes"] = 4096.into();
+    let gw = Gateway::new(Config::parse(&v.to_string()).unwrap());
+    let uploads = forward(gw.plan(&facts("POST", "/api/uploads", "US", "NA")));
+    assert_eq!(gw.max_body_bytes(uploads.route), 4096);
+    let login = forward(gw.plan(&facts("POST", "/api/auth/login", "US", "NA")));
+    assert_eq!(gw.max_body_bytes(login.route), 2048);
+    let embedded = Gateway::new(Config::embedded().unwrap());
+    let login = forward(embedded.plan(&facts("POST", "/api/auth/login", "US", "NA")));
+    assert_eq!(embedded.max_body_bytes(login.route), 1024 * 1024);
+}

@@ -116,6 +116,14 @@ impl EchoServer {
         self.server.upstream()
     }
 
+    /// The three named backends, all of them this server.
+    pub fn everywhere(&self) -> Vec<(&'static str, Upstream)> {
+        ["origin_us", "origin_eu", "origin_ap"]
+            .into_iter()
+            .map(|name| (name, self.upstream()))
+            .collect()
+    }
+
     /// How many requests arrived with this method, on any path under `path_prefix`.
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
         self.received
@@ -166,6 +174,11 @@ pub struct JwksServer {
 
 impl JwksServer {
     pub fn start(document: String) -> JwksServer {
+        Self::start_slow(document, Duration::ZERO)
+    }
+
+    /// A JWKS endpoint that takes `delay` to answer each fetch (a slow origin).
+    pub fn start_slow(document: String, delay: Duration) -> JwksServer {
         let document = Arc::new(Mutex::new(document));
         let fetches = Arc::new(AtomicUsize::new(0));
         let (doc, count) = (document.clone(), fetches.clone());
@@ -173,12 +186,18 @@ impl JwksServer {
             "/.well-known/jwks.json",
             axum::routing::get(move || {
                 count.fetch_add(1, Ordering::SeqCst);
-                let body = doc.lock().unwrap().clone();
-                async move { ([("content-type", "application/json")], body) }
+                let doc = doc.clone();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    let body = doc.lock().unwrap().clone();
+                    ([("content-type", "application/json")], body)
+                }
             }),
         );
+        // Concurrent fetches of a slow endpoint must not queue behind one another.
+        let workers = if delay.is_zero() { 1 } else { 4 };
         JwksServer {
-            server: FixtureServer::start(1, app),
+            server: FixtureServer::start(workers, app),
             document,
             fetches,
         }

@@ -7,6 +7,8 @@
 //! - `package [--wasm FILE]`: build the edge and write `pkg/fastgate.tar.gz` (deployable with
 //!   `fastly compute deploy --package pkg/fastgate.tar.gz`).
 //! - `surrogate-key <template> [subject]`: the key a cached object is tagged with, to purge it.
+//! - `fuzz [--seconds N] [TARGET...]`: run each fuzz target for N seconds in release mode
+//!   (see `xtask::fuzz`); `cargo test` runs them with a short budget.
 //! - `bench origin`: benchmark the Rust origin against the FastAPI reference (req/s, p50/p99,
 //!   peak RSS) and write the table to `target/bench/origin.md`.
 
@@ -19,7 +21,8 @@ use xtask::stack::{Secrets, Stack, StackSpec, Upstream};
 use xtask::{build, tools, workspace_root};
 
 const USAGE: &str = "usage: cargo xtask <serve | test [cargo test args] | config check <file> | \
-package [--wasm FILE] | surrogate-key <template> [subject] | bench [origin] [options]>";
+package [--wasm FILE] | surrogate-key <template> [subject] | bench [origin] [options] | \
+fuzz [--seconds N] [TARGET...]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +30,7 @@ fn main() {
         Some("serve") => serve(),
         Some("test") => test(&args[1..]),
         Some("bench") => xtask::bench::run(&args[1..]),
+        Some("fuzz") => xtask::fuzz::run(&args[1..]),
         Some("package") => package(&args[1..]),
         Some("surrogate-key") if (2..=3).contains(&args.len()) => {
             xtask::surrogate_key(&args[1], args.get(2).map(String::as_str))

@@ -1,7 +1,12 @@
 //! `EmailStr` as pydantic + email-validator (with `check_deliverability=False`) accept it,
 //! for ASCII addresses, with their exact reasons, since those reach clients in 422 bodies.
+//!
+//! Which address a value names (display name, Python whitespace, the domain's case folding)
+//! is the contract crate's [`fastgate_wire::email`], so the edge's login limit counts the
+//! account this module resolves, whatever the spelling. This module only validates.
 
-const MAX_EMAIL_LENGTH: usize = 2048;
+use fastgate_wire::email::{addr_spec, fold, MAX_LENGTH as MAX_EMAIL_LENGTH};
+
 const ATEXT_SPECIALS: &str = "_!#$%&'*+-/=?^`{|}~";
 /// IANA special-use names email-validator refuses (their subdomains too).
 const SPECIAL_USE: &[&str] = &["arpa", "invalid", "local", "localhost", "onion", "test"];
@@ -16,7 +21,7 @@ pub fn validate(value: &str) -> Result<String, String> {
     if value.contains('\r') || value.contains('\n') {
         return Err("Carriage return and line feed characters are not allowed".into());
     }
-    let email = strip_display_name(value).trim_matches(is_py_space);
+    let email = addr_spec(value);
     let Some((local, domain)) = email.rsplit_once('@') else {
         return Err("An email address must have an @-sign.".into());
     };
@@ -29,28 +34,6 @@ pub fn validate(value: &str) -> Result<String, String> {
     check_local(local)?;
     let domain = check_domain(domain)?;
     Ok(format!("{local}@{domain}"))
-}
-
-/// pydantic accepts `Name <addr>` / `"Name" <addr>` and validates only `addr`.
-fn strip_display_name(value: &str) -> &str {
-    let t = value.trim_matches(is_py_space);
-    let (Some(lt), true) = (t.find('<'), t.ends_with('>')) else {
-        return value;
-    };
-    let inner = &t[lt + 1..t.len() - 1];
-    let name = t[..lt].trim_matches(is_py_space);
-    let quoted = name.len() >= 2 && name.starts_with('"') && name.ends_with('"');
-    let unquoted = name
-        .chars()
-        .all(|c| c.is_alphanumeric() || c.is_whitespace() || ".!#$%&'*+-/=?^_`{|}~".contains(c));
-    if inner.is_empty() || !(quoted || unquoted) {
-        return value;
-    }
-    inner
-}
-
-fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 fn is_atext(c: char) -> bool {
@@ -154,7 +137,7 @@ fn check_domain(domain: &str) -> Result<String, String> {
         "An email address cannot end with a {}.",
         true,
     )?;
-    let domain = domain.to_lowercase();
+    let domain = fold(domain);
     if domain.split('.').any(|label| label.chars().count() > 63) {
         return Err("After the @-sign, periods cannot be separated by so many characters (63 characters limit).".into());
     }
@@ -183,6 +166,7 @@ fn check_domain(domain: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::validate;
+    use fastgate_wire::email::canonical;
 
     #[test]
     fn reasons_match_email_validator() {
@@ -212,5 +196,61 @@ mod tests {
             validate("a@b.test").unwrap_err(),
             "The part after the @-sign is a special-use or reserved name that cannot be used with email."
         );
+    }
+
+    /// The edge keys login attempts on `canonical`: every spelling this module resolves to
+    /// one account must have one canonical form, the account's own.
+    #[test]
+    fn every_spelling_of_an_account_has_the_accounts_canonical_form() {
+        let spellings = [
+            "victim@example.com",
+            "victim@EXAMPLE.com",
+            "Final Guess <victim@example.com>",
+            "guess1 <victim@example.com>",
+            "\"Some One\" <victim@Example.Com>",
+            "\u{1c}victim@example.com",
+            "victim@example.com\u{1f}\u{1e}",
+            "\u{1d} Guess <\u{1c}victim@example.com\u{1f}> ",
+            "\u{2003}victim@example.com\u{3000}",
+        ];
+        for value in spellings {
+            assert_eq!(
+                validate(value).as_deref(),
+                Ok("victim@example.com"),
+                "{value:?}"
+            );
+            assert_eq!(
+                canonical(value).as_deref(),
+                Some("victim@example.com"),
+                "{value:?}"
+            );
+        }
+        // The domain folds by Unicode lower-case on both sides: the Kelvin sign is `k`.
+        assert_eq!(
+            validate("v@\u{212a}.example.com").as_deref(),
+            Ok("v@k.example.com")
+        );
+        assert_eq!(
+            canonical("v@\u{212a}.example.com").as_deref(),
+            Some("v@k.example.com")
+        );
+        // The local part keeps its case (a different account), and the canonical form of
+        // the stored address is the canonical form of the value it came from.
+        for value in [
+            "A.B@EXAMPLE.COM",
+            "Zed <Z@Q.com>",
+            "\u{1c}Mixed.Case@Sub.Example.org",
+        ] {
+            let stored = validate(value).unwrap();
+            assert_eq!(canonical(&stored), canonical(value), "{value:?}");
+            let (local, _) = stored.rsplit_once('@').unwrap();
+            assert!(local.chars().any(char::is_uppercase), "{stored}");
+        }
+        // Values refused before any lookup have no canonical form (the edge keys them on
+        // the client IP alone).
+        for value in ["victim", "@example.com", "victim@", "victim@example.com\n"] {
+            assert!(validate(value).is_err());
+            assert_eq!(canonical(value), None, "{value:?}");
+        }
     }
 }

@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::validation::ErrorItem;
+use crate::auth::password::{self, PasswordError};
+use crate::json::{self, Value};
+use crate::validation::{ErrorItem, Loc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,6 +24,13 @@ pub enum ApiError {
     /// FastAPI's `RequestValidationError`.
     #[error("request validation failed")]
     Validation(Vec<ErrorItem>),
+    /// 503 with `Retry-After`: a bounded resource (the password hashers) stayed busy past
+    /// its wait. The origin is alive; the client should come back after `retry_after_s`.
+    #[error("busy: {detail}")]
+    Busy {
+        detail: &'static str,
+        retry_after_s: u32,
+    },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("object storage: {0}")]
@@ -33,6 +42,41 @@ pub enum ApiError {
 impl ApiError {
     pub const fn http(status: StatusCode, detail: &'static str) -> Self {
         Self::Http { status, detail }
+    }
+}
+
+/// A request body's JSON failure, answered as FastAPI answers `request.json()` failing:
+/// CPython's `JSONDecodeError` as 422 `json_invalid` (with its message and offset), any other
+/// exception (`RecursionError`, `ValueError`; our caps stand for those) as a 400.
+impl From<json::DecodeError> for ApiError {
+    fn from(e: json::DecodeError) -> Self {
+        if e.is_limit() {
+            return ApiError::http(StatusCode::BAD_REQUEST, BODY_UNPARSABLE);
+        }
+        ApiError::Validation(vec![ErrorItem::new(
+            "json_invalid",
+            vec![Loc::Key("body".into()), Loc::Index(e.pos)],
+            "JSON decode error",
+            Value::Object(Vec::new()),
+        )
+        .with_ctx("error", Value::String(e.msg.to_owned()))])
+    }
+}
+
+/// FastAPI's detail for a body it could not turn into a document (not UTF-8, too deep...).
+pub const BODY_UNPARSABLE: &str = "There was an error parsing the body";
+
+/// Password hashing is bounded by [`password`]'s limiter: a full queue is a 503, any other
+/// failure an internal error.
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => ApiError::Busy {
+                detail: "Too many password checks in progress, try again shortly",
+                retry_after_s: password::RETRY_AFTER_S,
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -67,6 +111,15 @@ impl IntoResponse for ApiError {
             ApiError::Validation(items) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(Detail { detail: items }),
+            )
+                .into_response(),
+            ApiError::Busy {
+                detail,
+                retry_after_s,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, HeaderValue::from(retry_after_s))],
+                Json(Detail { detail }),
             )
                 .into_response(),
             other => {

@@ -3,6 +3,15 @@
 //! type, because FastAPI echoes request input back (`"input": {...}`) in the client's key order.
 //! `serde_json::Value` would sort keys unless the workspace-wide `preserve_order` feature
 //! were switched on, which would change the edge crate's output too.
+//!
+//! The body of every request reaches this parser before any check, so its work must be
+//! linear in the input and bounded ([`Limits`]): objects are built through a hash index
+//! (`object.rs`), not by scanning the members so far for each key, and nesting, members per
+//! object and integer digits are capped. A document over a cap fails with
+//! [`ErrorKind::Limit`], which the origin answers as FastAPI answers CPython's own
+//! `RecursionError`: 400 "There was an error parsing the body".
+
+mod object;
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -40,18 +49,6 @@ impl Value {
     pub fn to_compact(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
     }
-
-    /// Collapses duplicate keys (last wins, first position kept) as a Python dict does.
-    fn dedup(fields: Vec<(String, Value)>) -> Vec<(String, Value)> {
-        let mut out: Vec<(String, Value)> = Vec::with_capacity(fields.len());
-        for (k, v) in fields {
-            match out.iter_mut().find(|(existing, _)| *existing == k) {
-                Some(slot) => slot.1 = v,
-                None => out.push((k, v)),
-            }
-        }
-        out
-    }
 }
 
 impl Serialize for Value {
@@ -82,16 +79,74 @@ impl Serialize for Value {
     }
 }
 
-/// A decode failure: CPython's message and the character (not byte) offset it reports.
+/// A decode failure: CPython's message and the character (not byte) offset it reports, and
+/// which exception CPython would raise, because FastAPI answers them differently.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{msg}: char {pos}")]
 pub struct DecodeError {
     pub msg: &'static str,
     pub pos: usize,
+    pub kind: ErrorKind,
 }
 
-/// Parses `text` exactly as far as `json.loads` would, failing with its message and offset.
+impl DecodeError {
+    /// True for a document refused by a [`Limits`] cap rather than for its syntax.
+    pub fn is_limit(&self) -> bool {
+        self.kind == ErrorKind::Limit
+    }
+}
+
+/// Which of CPython's exceptions a failure stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `json.JSONDecodeError`: FastAPI answers 422 `json_invalid` with `msg` and `pos`.
+    Syntax,
+    /// Any other exception out of `json.loads` (`RecursionError` for deep nesting,
+    /// `ValueError` for an integer over 4,300 digits), or one of our own caps: FastAPI
+    /// answers those with 400 "There was an error parsing the body".
+    Limit,
+}
+
+/// Bounds on the work one document may cost. Every field is checked while parsing, so a
+/// document over a bound fails as soon as it crosses it, without reading further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Arrays and objects open at once. CPython stops near 1,000 (its recursion limit);
+    /// 127 is serde_json's bound (it refuses the 128th), so both parsers refuse the same
+    /// documents and each level costs a bounded stack frame.
+    pub max_depth: usize,
+    /// Members written in one object, duplicates included (each costs a key and a value to
+    /// parse). CPython has no such cap; no model of the API comes near it.
+    pub max_object_members: usize,
+    /// Digits of an integer, without its sign: CPython's `sys.int_max_str_digits` default,
+    /// over which `int()` (and so `json.loads`) raises `ValueError`.
+    pub max_int_digits: usize,
+}
+
+impl Limits {
+    /// The bounds every request body is parsed with.
+    pub const DEFAULT: Limits = Limits {
+        max_depth: 127,
+        max_object_members: 10_000,
+        max_int_digits: 4_300,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Parses `text` exactly as far as `json.loads` would, failing with its message and offset,
+/// within [`Limits::DEFAULT`]. This is the entry point for request bodies (and tests).
 pub fn parse(text: &str) -> Result<Value, DecodeError> {
+    parse_with(text, Limits::DEFAULT)
+}
+
+/// As [`parse`], with other bounds (a test that measures the object build past the default
+/// member cap, for one).
+pub fn parse_with(text: &str, limits: Limits) -> Result<Value, DecodeError> {
     let chars: Vec<char> = text.chars().collect();
     if chars.first() == Some(&'\u{feff}') {
         return Err(err("Unexpected UTF-8 BOM (decode using utf-8-sig)", 0));
@@ -99,6 +154,7 @@ pub fn parse(text: &str) -> Result<Value, DecodeError> {
     let mut p = Parser {
         s: &chars,
         depth: 0,
+        limits,
     };
     let start = p.skip_ws(0);
     let (value, end) = p.value(start)?;
@@ -110,16 +166,25 @@ pub fn parse(text: &str) -> Result<Value, DecodeError> {
 }
 
 fn err(msg: &'static str, pos: usize) -> DecodeError {
-    DecodeError { msg, pos }
+    DecodeError {
+        msg,
+        pos,
+        kind: ErrorKind::Syntax,
+    }
 }
 
-/// Nesting bound so hostile input cannot overflow the stack (CPython raises RecursionError,
-/// which FastAPI turns into a 400; we report it as an undecodable value).
-const MAX_DEPTH: usize = 512;
+fn over_limit(msg: &'static str, pos: usize) -> DecodeError {
+    DecodeError {
+        msg,
+        pos,
+        kind: ErrorKind::Limit,
+    }
+}
 
 struct Parser<'a> {
     s: &'a [char],
     depth: usize,
+    limits: Limits,
 }
 
 impl Parser<'_> {
@@ -161,9 +226,11 @@ impl Parser<'_> {
         }
     }
 
+    /// An array or object at `i`, one level deeper; refused past `max_depth` levels, as
+    /// CPython refuses past its recursion limit (so hostile input cannot exhaust the stack).
     fn nested(&mut self, i: usize, object: bool) -> Result<(Value, usize), DecodeError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(err("Expecting value", i));
+        if self.depth >= self.limits.max_depth {
+            return Err(over_limit("maximum nesting depth exceeded", i));
         }
         self.depth += 1;
         let out = if object {
@@ -209,6 +276,13 @@ impl Parser<'_> {
             }
         }
         let text: String = self.s[start..i].iter().collect();
+        let digits = text.len() - usize::from(text.starts_with('-'));
+        if !is_float && digits > self.limits.max_int_digits {
+            return Err(over_limit(
+                "integer string conversion exceeds the digit limit",
+                start,
+            ));
+        }
         let shown = if is_float {
             python_float_repr(text.parse::<f64>().unwrap_or(f64::NAN))
         } else if text
@@ -301,15 +375,20 @@ impl Parser<'_> {
         Ok((char::from_u32(code).unwrap_or('\u{fffd}'), next))
     }
 
+    /// `JSONObject`: members until `}`; a repeated key keeps its first position and takes
+    /// the last value, as a Python dict does.
     fn object(&mut self, i: usize) -> Result<(Value, usize), DecodeError> {
-        let mut fields = Vec::new();
+        let mut fields = object::Members::default();
         let mut i = self.skip_ws(i);
         if self.at(i) == Some('}') {
-            return Ok((Value::Object(fields), i + 1));
+            return Ok((Value::Object(fields.into_vec()), i + 1));
         }
         loop {
             if self.at(i) != Some('"') {
                 return Err(err("Expecting property name enclosed in double quotes", i));
+            }
+            if fields.written() >= self.limits.max_object_members {
+                return Err(over_limit("too many members in one object", i));
             }
             let (key, next) = self.string(i + 1)?;
             i = self.skip_ws(next);
@@ -318,10 +397,10 @@ impl Parser<'_> {
             }
             i = self.skip_ws(i + 1);
             let (value, next) = self.value(i)?;
-            fields.push((key, value));
+            fields.insert(key, value);
             i = self.skip_ws(next);
             match self.at(i) {
-                Some('}') => return Ok((Value::Object(Value::dedup(fields)), i + 1)),
+                Some('}') => return Ok((Value::Object(fields.into_vec()), i + 1)),
                 Some(',') => i = self.skip_ws(i + 1),
                 _ => return Err(err("Expecting ',' delimiter", i)),
             }
@@ -414,5 +493,94 @@ mod tests {
     fn keeps_key_order_and_numbers() {
         let v = parse(r#" {"b":1, "a":[2.50,1e20,-0,true,null], "b":3} "#).unwrap();
         assert_eq!(v.to_compact(), r#"{"b":3,"a":[2.5,1e+20,0,true,null]}"#);
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    fn limit(s: &str) -> (&'static str, usize) {
+        let e = parse(s).unwrap_err();
+        assert!(e.is_limit(), "{s:.40}: {e}");
+        (e.msg, e.pos)
+    }
+
+    /// Syntax errors are CPython's `JSONDecodeError`s (422); only caps are limits (400).
+    #[test]
+    fn syntax_errors_are_not_limits() {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            r#"{"a" 1}"#,
+            "\u{feff}{}",
+            "{} x",
+            "-",
+            "01",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Syntax, "{bad:?}: {e}");
+        }
+    }
+
+    /// The depth cap is serde_json's: both accept 127 levels and refuse 128, for arrays and
+    /// objects alike, and a refusal points at the bracket that went one level too deep.
+    #[test]
+    fn nesting_is_capped_where_serde_json_caps_it() {
+        let deepest = nested(127);
+        assert!(parse(&deepest).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&deepest).is_ok());
+        let over = nested(128);
+        assert_eq!(limit(&over), ("maximum nesting depth exceeded", 127));
+        assert!(serde_json::from_str::<serde_json::Value>(&over).is_err());
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(128), "}".repeat(128));
+        assert_eq!(limit(&objects).1, 127 * 5);
+        // A hostile depth fails at the cap, without recursing any further.
+        assert_eq!(limit(&"[".repeat(1_000_000)).1, 127);
+    }
+
+    /// CPython's `int()` refuses more than 4,300 digits (sign not counted) with a ValueError;
+    /// floats of any length are fine.
+    #[test]
+    fn integers_over_cpythons_digit_limit_are_refused() {
+        let max = "7".repeat(4300);
+        for ok in [
+            max.clone(),
+            format!("-{max}"),
+            format!("{max}1.5"),
+            format!("{max}1e3"),
+        ] {
+            assert!(parse(&ok).is_ok(), "{ok:.20}");
+        }
+        let over = format!("[1, -{max}1]");
+        assert_eq!(
+            limit(&over),
+            ("integer string conversion exceeds the digit limit", 4)
+        );
+    }
+
+    /// Members per object are capped, duplicates included; the cap is per object.
+    #[test]
+    fn members_per_object_are_capped() {
+        let object = |n: usize, key: &dyn Fn(usize) -> String| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"{}\":{i}", key(i))).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let distinct = |i: usize| format!("k{i}");
+        let same = |_: usize| "k".to_owned();
+        let full = parse(&object(10_000, &distinct)).unwrap();
+        assert!(matches!(&full, Value::Object(f) if f.len() == 10_000));
+        assert_eq!(full.get("k9999").unwrap().to_compact(), "9999");
+        let over = object(10_001, &distinct);
+        let at = over.rfind(",\"k10000\"").unwrap() + 1;
+        assert_eq!(limit(&over), ("too many members in one object", at));
+        assert!(parse(&object(10_001, &same)).unwrap_err().is_limit());
+        let two = format!("[{},{}]", object(10_000, &distinct), object(10_000, &same));
+        assert!(parse(&two).is_ok());
+        let raised = Limits {
+            max_object_members: 20_000,
+            ..Limits::DEFAULT
+        };
+        assert!(parse_with(&over, raised).is_ok());
     }
 }

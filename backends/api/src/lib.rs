@@ -102,7 +102,7 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let origin = HeaderValue::from_str(&settings.name).map_err(|_| BuildError::Name)?;
     let edge = &settings.edge_signature;
     let verifier = match (edge.enforce, &edge.keys) {
-        (true, Some(keys)) => Some(Arc::new(edge_signature::Verifier::new(keys.clone()))),
+        (true, Some(keys)) => Some(edge_signature::Verifier::new(keys.clone())),
         (true, None) => return Err(BuildError::EdgeKeys),
         (false, _) => None,
     };
@@ -110,14 +110,21 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
     if settings.worker_enabled {
         start_worker(&settings, &state);
     }
+    // The used nonces live in the database, shared by every origin process on it.
+    let gate = verifier.map(|verifier| {
+        Arc::new(edge_signature::Gate {
+            verifier,
+            nonces: edge_signature::NonceStore::new(state.db.pool.clone()),
+        })
+    });
     let mut router = http::router(state, &settings.allowed_origins);
-    match verifier {
+    match gate {
         // Outside every other layer (CORS included): nothing answers before the check.
-        Some(v) => {
+        Some(gate) => {
             tracing::info!(kids = ?edge.keys.as_ref().map(|k| k.kids().collect::<Vec<_>>()),
                 "edge signature enforced");
             router = router.layer(axum::middleware::from_fn_with_state(
-                v,
+                gate,
                 edge_signature::enforce,
             ));
         }

@@ -45,12 +45,4 @@ impl Db {
             })
             .collect()
     }
-
-    /// Every stored document's text, oldest first (the retrieval corpus).
-    pub async fn document_texts(&self) -> Result<Vec<String>, sqlx::Error> {
-        let rows = sqlx::query("SELECT content FROM documents ORDER BY created_at, key")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(|r| r.try_get(0)).collect()
-    }
 }

@@ -286,6 +286,17 @@ fn cases(c: &Ctx) -> Vec<Case> {
             .raw("application/json", "{\"é\":1 }x"),
         case("body not utf-8", "POST", signup, 400, detail("There was an error parsing the body"))
             .raw("application/json", b"{\"a\":\"\xff\"}".to_vec()),
+        // CPython raises RecursionError (past ~1,000 levels) and ValueError (an int over 4,300
+        // digits) out of json.loads, which FastAPI answers 400; the origin caps the same way,
+        // and sooner for nesting (127 levels) and object size (10,000 members).
+        case("json nested past the recursion limit", "POST", signup, 400, detail("There was an error parsing the body"))
+            .raw("application/json", format!("{}{}", "[".repeat(5000), "]".repeat(5000))),
+        case("json integer over 4300 digits", "POST", signup, 400, detail("There was an error parsing the body"))
+            .raw("application/json", format!("{{\"email\":{}}}", "7".repeat(4301))),
+        case("json nested 128 levels", "POST", "/api/process", 400, detail("There was an error parsing the body"))
+            .rust_only().user().raw("application/json", format!("{{\"id\":\"x\",\"payload\":{}1{}}}", "[".repeat(127), "]".repeat(127))),
+        case("json object over 10000 members", "POST", signup, 400, detail("There was an error parsing the body"))
+            .rust_only().raw("application/json", format!("{{{}}}", (0..10_001).map(|i| format!("\"k{i}\":0")).collect::<Vec<_>>().join(","))),
         case("signup wrong method", "GET", signup, 405, detail("Method Not Allowed")),
         // --- login
         case("login", "POST", login, 200, json!({"access_token": "<token>", "token_type": "bearer"}))

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use common::{random_word, sign_up, temp_dir, Origin, PASSWORD};
+use common::{random_word, sign_up, string_field, temp_dir, Origin, PASSWORD};
 use fastgate_wire::{Params, Signed as Components};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -55,13 +55,29 @@ impl Signed {
         Self::new(&json!({}))
     }
 
-    /// Signs `method path_and_query` and returns the request with the edge's headers.
+    /// Signs `method path_and_query` without a body and returns the request with the edge's
+    /// headers.
     fn request(&self, client: &Client, base: &str, method: Method, pq: &str) -> RequestBuilder {
+        self.request_with_body(client, base, method, pq, None)
+    }
+
+    /// Signs `method path_and_query` with `body` as the edge does: a fresh nonce, and for a
+    /// body its `Content-Digest`, covered by the signature.
+    fn request_with_body(
+        &self,
+        client: &Client,
+        base: &str,
+        method: Method,
+        pq: &str,
+        body: Option<&[u8]>,
+    ) -> RequestBuilder {
         let (path, query) = match pq.split_once('?') {
             Some((p, q)) => (p, q),
             None => (pq, ""),
         };
         let request_id = uuid::Uuid::new_v4().to_string();
+        let nonce = fastgate_wire::encode_nonce(uuid::Uuid::new_v4().as_bytes());
+        let digest = body.map(fastgate_wire::content_digest);
         let components = Components {
             method: method.as_str(),
             path,
@@ -69,20 +85,42 @@ impl Signed {
             identity: &self.identity,
             flags: &self.flags,
             request_id: &request_id,
+            content_digest: digest.as_deref(),
         };
         let params = Params {
             created: self.created,
             expires: self.expires,
+            nonce: &nonce,
             key_id: self.key.0,
         };
         let signed = fastgate_wire::sign(&components, self.key.1.as_bytes(), &params);
-        client
+        let mut request = client
             .request(method, format!("{base}{pq}"))
             .header("fastgate-identity", &self.identity)
             .header("fastgate-flags", &self.flags)
             .header("x-request-id", request_id)
             .header("signature-input", signed.input)
-            .header("signature", signed.signature)
+            .header("signature", signed.signature);
+        if let (Some(body), Some(digest)) = (body, digest) {
+            request = request
+                .header("content-type", "application/json")
+                .header("content-digest", digest)
+                .body(body.to_vec());
+        }
+        request
+    }
+
+    /// Signs `method path_and_query` with `json` as its body.
+    fn json(
+        &self,
+        client: &Client,
+        base: &str,
+        method: Method,
+        pq: &str,
+        json: &Value,
+    ) -> RequestBuilder {
+        let body = json.to_string();
+        self.request_with_body(client, base, method, pq, Some(body.as_bytes()))
     }
 
     /// Sends a signed GET of `path_and_query`.
@@ -92,6 +130,14 @@ impl Signed {
             .await
             .unwrap()
     }
+}
+
+/// Signs `email` up through a signed anonymous request, as the edge forwards it; returns
+/// the new user's id.
+async fn signed_sign_up(client: &Client, base: &str, email: &str) -> String {
+    let body = json!({"email": email, "password": PASSWORD, "full_name": "Ada Lovelace"});
+    let signup = Signed::anonymous().json(client, base, Method::POST, "/api/auth/signup", &body);
+    string_field(signup.send().await.unwrap(), 201, "id").await
 }
 
 async fn rejected(r: Response, what: &str) {
@@ -159,10 +205,9 @@ async fn enforced_origin_requires_the_edge_signature() {
         rejected(request.send().await.unwrap(), what).await;
     }
 
-    // Sign-up is public: a signed anonymous request.
+    // Sign-up is public: a signed anonymous request (its body covered by the signature).
     let email = format!("edge.{}@example.com", random_word(10));
-    let signup = Signed::anonymous().request(&client, base, Method::POST, "/api/auth/signup");
-    let uid = sign_up(signup, &email, Some("Ada Lovelace")).await;
+    let uid = signed_sign_up(&client, base, &email).await;
     let claims = json!({"sub": email, "uid": uid, "iss": "fastgate-origin", "exp": now() + 600, "scopes": [], "roles": ["user"]});
 
     // (b) A verified identity is trusted: no Authorization header at all.
@@ -182,8 +227,9 @@ async fn enforced_origin_requires_the_edge_signature() {
 
     // An anonymous verified identity falls back to the bearer token, as FastAPI does.
     not_authenticated(Signed::anonymous().get(&client, base, PROFILE).await).await;
-    let login = Signed::anonymous().request(&client, base, Method::POST, "/api/auth/login");
-    let token = common::log_in(login, &email, PASSWORD).await;
+    let login = json!({"email": email, "password": PASSWORD});
+    let login = Signed::anonymous().json(&client, base, Method::POST, "/api/auth/login", &login);
+    let token = string_field(login.send().await.unwrap(), 200, "access_token").await;
     let r = Signed::anonymous()
         .request(&client, base, Method::GET, PROFILE)
         .bearer_auth(&token)
@@ -296,4 +342,169 @@ async fn bare_origin_ignores_the_identity_header() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["schema"], 2);
+}
+
+/// Claims for the user `uid` with `email`, as the edge asserts them.
+fn user_claims(email: &str, uid: &str) -> Value {
+    json!({"sub": email, "uid": uid, "iss": "fastgate-origin", "exp": now() + 600, "scopes": [], "roles": ["user"]})
+}
+
+/// `request` again, byte for byte, as a replaying attacker sends it (to `base`, if given).
+fn again(request: &reqwest::Request, base: Option<&str>) -> reqwest::Request {
+    let mut copy = request.try_clone().expect("a buffered body");
+    if let Some(base) = base {
+        let port = reqwest::Url::parse(base).unwrap().port();
+        copy.url_mut().set_port(port).unwrap();
+    }
+    copy
+}
+
+async fn ok_processed(r: Response, what: &str) {
+    assert_eq!(r.status().as_u16(), 200, "{what}");
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+}
+
+/// Issue 14 defect 6: a signed `POST /api/process` captured once was accepted again
+/// within its window, with another body. Now the signature covers the body's digest and
+/// its nonce is usable once for a request that changes state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_write_binds_its_body_and_is_used_once() {
+    let dir = temp_dir("edge-replay");
+    let origin = start_with_keys("origin_replay", &dir, "true");
+    let base = origin.url.as_str();
+    let client = Client::new();
+    let email = format!("replay.{}@example.com", random_word(10));
+    let uid = signed_sign_up(&client, base, &email).await;
+    let signer = Signed::new(&user_claims(&email, &uid));
+    let body = json!({"id": "item-1", "payload": {"a": 1}});
+    let captured = signer
+        .json(&client, base, Method::POST, "/api/process", &body)
+        .build()
+        .unwrap();
+
+    // The captured signature with another body, or with none: refused, and neither uses
+    // up the nonce of the request it was taken from.
+    let mut tampered = again(&captured, None);
+    *tampered.body_mut() = Some(r#"{"id":"item-1","payload":{"a":2}}"#.into());
+    rejected(client.execute(tampered).await.unwrap(), "another body").await;
+    let mut emptied = again(&captured, None);
+    *emptied.body_mut() = None;
+    rejected(client.execute(emptied).await.unwrap(), "body removed").await;
+
+    // The request as signed is admitted once; the same bytes again are a replay.
+    ok_processed(
+        client.execute(again(&captured, None)).await.unwrap(),
+        "original",
+    )
+    .await;
+    rejected(
+        client.execute(again(&captured, None)).await.unwrap(),
+        "replay",
+    )
+    .await;
+
+    // A signature that covers no body does not admit one.
+    let unsigned_body = signer
+        .request(&client, base, Method::POST, "/api/process")
+        .json(&body);
+    rejected(unsigned_body.send().await.unwrap(), "uncovered body").await;
+
+    // A signed GET may be repeated: a read changes nothing, and the edge may send the same
+    // read again itself (failover, cache revalidation).
+    let read = signer
+        .request(&client, base, Method::GET, PROFILE)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let r = client.execute(again(&read, None)).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // Every other method is remembered, even one the router refuses afterwards.
+    let delete = signer
+        .request(&client, base, Method::DELETE, "/api/query")
+        .build()
+        .unwrap();
+    let first = client.execute(again(&delete, None)).await.unwrap();
+    assert_eq!(first.status().as_u16(), 405);
+    rejected(client.execute(delete).await.unwrap(), "replayed DELETE").await;
+
+    let log = origin.log_text();
+    for reason in [
+        "content-digest does not match the body received",
+        "the signature covers content-digest but the request has no body",
+        "already used (a replay)",
+        "the request has a body its signature does not cover",
+    ] {
+        assert!(log.contains(reason), "{reason}: {log}");
+    }
+    drop(origin);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two origin processes on one database: a write admitted by either is a replay at both.
+async fn origins_sharing_a_database_refuse_replays(database_url: Option<&str>) {
+    let dir = temp_dir("edge-shared");
+    let keys = enforced_env();
+    let mut env = vec![
+        ("FASTGATE_VERIFY_EDGE_SIGNATURE", "true"),
+        ("FASTGATE_IDENTITY_KEYS", keys.as_str()),
+    ];
+    if let Some(url) = database_url {
+        env.push(("DATABASE_URL", url));
+    }
+    let mut origins = [
+        Origin::spawn("origin_one", &dir, &env),
+        Origin::spawn("origin_two", &dir, &env),
+    ];
+    for (origin, name) in origins.iter_mut().zip(["origin_one", "origin_two"]) {
+        origin.wait_ready(name);
+    }
+    let client = Client::new();
+    let (one, two) = (origins[0].url.as_str(), origins[1].url.as_str());
+    let email = format!("shared.{}@example.com", random_word(10));
+    let uid = signed_sign_up(&client, one, &email).await;
+    let signer = Signed::new(&user_claims(&email, &uid));
+    for (first, second) in [(one, two), (two, one)] {
+        let body = json!({"id": random_word(8), "payload": {}});
+        let captured = signer
+            .json(&client, first, Method::POST, "/api/process", &body)
+            .build()
+            .unwrap();
+        ok_processed(client.execute(again(&captured, None)).await.unwrap(), first).await;
+        let replay = again(&captured, Some(second));
+        rejected(
+            client.execute(replay).await.unwrap(),
+            "replay at the other origin",
+        )
+        .await;
+        rejected(
+            client.execute(again(&captured, None)).await.unwrap(),
+            "replay at the same origin",
+        )
+        .await;
+    }
+    drop(origins);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn origins_sharing_sqlite_refuse_replays() {
+    origins_sharing_a_database_refuse_replays(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn origins_sharing_postgres_refuse_replays() {
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => origins_sharing_a_database_refuse_replays(Some(&url)).await,
+        None => {
+            assert!(
+                std::env::var("FASTGATE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "FASTGATE_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
+            );
+            eprintln!("TEST_DATABASE_URL not set: PostgreSQL replay test not run");
+        }
+    }
 }

@@ -96,3 +96,40 @@ async fn a_summaries_list_with_a_queued_upload_is_not_storable() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
+
+/// Regression (issue 14, defect 8): a tagged read over 1 MiB (a user row with a 1.1 MB
+/// `full_name`) was answered with a bare 500. It goes out whole and untagged, and a
+/// conditional request cannot turn it into a 304; a small row is still tagged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_over_a_mebibyte_passes_through_untagged() {
+    let dir = temp_dir("validators-large");
+    let o = Origin::start("origin_us", &dir, &[]);
+    let client = reqwest::Client::new();
+    let email = format!("large.{}@example.com", common::random_word(8));
+    let name = "N".repeat(1_100_000);
+    let signup = client.post(format!("{}/api/auth/signup", o.url));
+    let id = common::sign_up(signup, &email, Some(&name)).await;
+    let token = common::login(&client, &o.url, &email, PASSWORD).await;
+    for inm in [None, Some("*")] {
+        let mut req = client
+            .get(format!("{}/api/user/{id}", o.url))
+            .bearer_auth(&token);
+        if let Some(tag) = inm {
+            req = req.header("if-none-match", tag);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{inm:?}");
+        assert!(r.headers().get("etag").is_none(), "{inm:?}");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["full_name"].as_str().map(str::len), Some(name.len()));
+        assert_eq!(body["id"], id.as_str());
+    }
+    let r = client
+        .get(format!("{}/api/user/profile", o.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("etag").is_some());
+}

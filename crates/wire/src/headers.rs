@@ -14,3 +14,6 @@ pub const SIGNATURE_HEADER: &str = "signature";
 /// The dictionary key of our signature in both `Signature-Input` and `Signature`; other
 /// labels (another hop's signatures) may sit beside it and are ignored.
 pub const LABEL: &str = "fastgate";
+/// RFC 9530: the digest of the request body, covered by the signature whenever there is a
+/// body, so a captured signature cannot carry another body (see [`crate::digest`]).
+pub const CONTENT_DIGEST_HEADER: &str = "content-digest";

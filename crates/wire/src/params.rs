@@ -2,7 +2,7 @@
 //! to survive one hop, so its window is short; the origin bounds it again, with a little
 //! clock skew, because it cannot trust a window it did not choose.
 
-use crate::base::COVERED_LIST;
+use crate::base::Covered;
 
 /// The only algorithm: HMAC-SHA256 with a key shared by the edge and the origin.
 pub const ALGORITHM: &str = "hmac-sha256";
@@ -20,6 +20,9 @@ pub struct Params<'a> {
     pub created: u64,
     /// Unix seconds after which the signature is refused.
     pub expires: u64,
+    /// Fresh for every request (see [`crate::nonce`]); the origin refuses a second use on a
+    /// request that changes state.
+    pub nonce: &'a str,
     /// Which shared key signed; the origin may hold several while keys rotate.
     pub key_id: &'a str,
 }
@@ -27,20 +30,26 @@ pub struct Params<'a> {
 impl<'a> Params<'a> {
     /// Parameters for a signature made at `created`, valid for [`LIFETIME_SECS`].
     #[inline]
-    pub fn new(created: u64, key_id: &'a str) -> Self {
+    pub fn new(created: u64, nonce: &'a str, key_id: &'a str) -> Self {
         Self {
             created,
             expires: created + LIFETIME_SECS,
+            nonce,
             key_id,
         }
     }
 
-    /// The `@signature-params` value: the `Signature-Input` member after `fastgate=`.
+    /// The `@signature-params` value, the `Signature-Input` member after `fastgate=`, for a
+    /// signature over the `covered` list.
     #[inline]
-    pub fn serialize(&self) -> String {
+    pub fn serialize(&self, covered: Covered) -> String {
         format!(
-            "{COVERED_LIST};created={};expires={};keyid=\"{}\";alg=\"{ALGORITHM}\"",
-            self.created, self.expires, self.key_id
+            "{};created={};expires={};nonce=\"{}\";keyid=\"{}\";alg=\"{ALGORITHM}\"",
+            covered.inner_list(),
+            self.created,
+            self.expires,
+            self.nonce,
+            self.key_id
         )
     }
 }
@@ -57,17 +66,22 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_vector::{GET, POST};
 
     #[test]
-    fn serializes_as_the_edge_always_has() {
+    fn serializes_the_edge_parameters() {
+        let nonce = GET.nonce;
         assert_eq!(
-            Params::new(1_700_000_000, "k1").serialize(),
-            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000060;keyid="k1";alg="hmac-sha256""#
+            Params::new(1_700_000_000, nonce, "k1").serialize(Covered::Bodiless),
+            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000060;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1";alg="hmac-sha256""#
         );
         assert_eq!(
-            crate::test_vector::params().serialize(),
-            crate::test_vector::PARAMS
+            Params::new(1_700_000_000, nonce, "k1").serialize(Covered::WithBody),
+            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id" "content-digest");created=1700000000;expires=1700000060;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1";alg="hmac-sha256""#
         );
+        for v in [GET, POST] {
+            assert_eq!(v.params().serialize(v.signed().covered()), v.params);
+        }
     }
 
     #[test]

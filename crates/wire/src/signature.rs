@@ -21,10 +21,11 @@ pub struct SignatureHeaders {
     pub signature: String,
 }
 
-/// Signs the covered components of `s` with `key` under `params`.
+/// Signs the covered components of `s` with `key` under `params`; the covered list follows
+/// from `s` (with `content-digest` exactly when `s` carries one).
 #[inline]
 pub fn sign(s: &Signed<'_>, key: &[u8], params: &Params<'_>) -> SignatureHeaders {
-    let params = params.serialize();
+    let params = params.serialize(s.covered());
     let signature = signature_value(key, &signature_base(s, &params));
     SignatureHeaders {
         input: format!("{LABEL}={params}"),
@@ -61,43 +62,51 @@ fn hmac(key: &[u8], base: &str) -> HmacSha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_vector;
+    use crate::test_vector::{self, GET, POST};
 
     #[test]
-    fn signs_the_pinned_vector() {
-        let headers = sign(
-            &test_vector::signed(),
-            test_vector::KEY,
-            &test_vector::params(),
-        );
-        assert_eq!(headers.input, test_vector::SIGNATURE_INPUT);
-        assert_eq!(headers.signature, test_vector::SIGNATURE);
-        assert_eq!(
-            signature_value(test_vector::KEY, test_vector::BASE),
-            test_vector::SIGNATURE
-        );
+    fn signs_the_pinned_vectors() {
+        for v in [GET, POST] {
+            let headers = sign(&v.signed(), test_vector::KEY, &v.params());
+            assert_eq!(headers.input, v.signature_input, "{}", v.method);
+            assert_eq!(headers.signature, v.signature, "{}", v.method);
+            assert_eq!(signature_value(test_vector::KEY, v.base), v.signature);
+        }
     }
 
     #[test]
     fn verify_accepts_only_the_same_mac() {
-        let mac = STANDARD.decode(test_vector::MAC_BASE64).unwrap();
-        assert_eq!(verify(test_vector::KEY, test_vector::BASE, &mac), Ok(()));
-        let other_base = test_vector::BASE.replace("req-1", "req-2");
+        let mac = STANDARD.decode(GET.mac_base64).unwrap();
+        assert_eq!(verify(test_vector::KEY, GET.base, &mac), Ok(()));
+        let other_base = GET.base.replace("req-1", "req-2");
         assert_eq!(
             verify(test_vector::KEY, &other_base, &mac),
             Err(MacMismatch)
         );
+        assert_eq!(verify(b"another-secret", GET.base, &mac), Err(MacMismatch));
         assert_eq!(
-            verify(b"another-secret", test_vector::BASE, &mac),
+            verify(test_vector::KEY, GET.base, &mac[..31]),
             Err(MacMismatch)
         );
-        assert_eq!(
-            verify(test_vector::KEY, test_vector::BASE, &mac[..31]),
-            Err(MacMismatch)
-        );
-        assert_eq!(
-            verify(test_vector::KEY, test_vector::BASE, &[]),
-            Err(MacMismatch)
-        );
+        assert_eq!(verify(test_vector::KEY, GET.base, &[]), Err(MacMismatch));
+    }
+
+    #[test]
+    fn the_body_and_the_nonce_are_bound() {
+        let mac = STANDARD.decode(POST.mac_base64).unwrap();
+        assert_eq!(verify(test_vector::KEY, POST.base, &mac), Ok(()));
+        // Another body (so another digest), another nonce, or the digest line dropped:
+        // each is a different base, and the MAC no longer matches.
+        let digest = POST.content_digest.unwrap();
+        let other_digest = crate::content_digest(b"{}");
+        let dropped = format!("\"content-digest\": {digest}\n");
+        for base in [
+            POST.base.replace(digest, &other_digest),
+            POST.base.replace(POST.nonce, GET.nonce),
+            POST.base.replace(&dropped, ""),
+        ] {
+            assert_ne!(base, POST.base);
+            assert_eq!(verify(test_vector::KEY, &base, &mac), Err(MacMismatch));
+        }
     }
 }

@@ -2,10 +2,12 @@
 //! sees [`super::REJECTION_DETAIL`] (a reason would tell an attacker which check to beat).
 
 use axum::http::HeaderName;
-use fastgate_wire::{IdentityError, COVERED_COMPONENTS, MAX_WINDOW_SECS};
+use fastgate_wire::{IdentityError, COVERED_COMPONENTS, COVERED_WITH_BODY, MAX_WINDOW_SECS};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
+    #[error("method {0:?} is not one the edge forwards")]
+    Method(String),
     #[error("missing header {0}")]
     MissingHeader(HeaderName),
     #[error("header {0} is repeated")]
@@ -20,7 +22,7 @@ pub enum SignatureError {
     MalformedInput(&'static str),
     #[error("malformed Signature: {0}")]
     MalformedSignature(&'static str),
-    #[error("covered components are not exactly {COVERED_COMPONENTS:?}")]
+    #[error("covered components are not exactly {COVERED_COMPONENTS:?} or {COVERED_WITH_BODY:?}")]
     CoveredComponents,
     #[error("algorithm {0:?} is not hmac-sha256")]
     Algorithm(String),
@@ -38,4 +40,12 @@ pub enum SignatureError {
     Mismatch,
     #[error("Fastgate-Identity is not base64url of a JSON object: {0}")]
     Identity(#[from] IdentityError),
+    #[error("the request has a body its signature does not cover")]
+    BodyNotCovered,
+    #[error("the signature covers content-digest but the request has no body")]
+    DigestWithoutBody,
+    #[error("content-digest does not match the body received")]
+    DigestMismatch,
+    #[error("nonce {0:?} of an unsafe request was already used (a replay)")]
+    Replay(String),
 }

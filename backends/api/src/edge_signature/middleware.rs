@@ -9,9 +9,13 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use fastgate_wire::{remember_until, replay_protected};
 
+use super::body::{self, BodyRefusal};
+use super::error::SignatureError;
+use super::nonces::{NonceError, NonceStore};
 use super::verify::{Verifier, FLAGS, IDENTITY};
-use crate::error::DetailOut;
+use crate::error::{ApiError, DetailOut};
 use crate::telemetry::REQUEST_ID;
 
 /// Env var switching enforcement (default on). `false`/`0`/`off`/`no` turns it off.
@@ -32,15 +36,64 @@ pub fn rejection() -> Response {
         .into_response()
 }
 
+/// What the layer checks with: the keys, and the nonces already used.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub verifier: Verifier,
+    pub nonces: NonceStore,
+}
+
+/// Why a request did not get through the gate.
+enum Refusal {
+    /// A bad signature, body or nonce: the one 401.
+    Signature(SignatureError),
+    /// An answer that is not about the signature (an unreadable or oversized body).
+    Answer(Response),
+    /// The nonce store failed: the request cannot be shown not to be a replay.
+    Store(sqlx::Error),
+}
+
+impl From<SignatureError> for Refusal {
+    fn from(e: SignatureError) -> Self {
+        Self::Signature(e)
+    }
+}
+
+impl Gate {
+    /// Admits `req` at unix time `now`: the signature (headers only, so a request without a
+    /// good MAC is refused before its body is read), then the body against the signed
+    /// digest, then, for a request that changes state, its nonce's first use. The identity
+    /// goes into the request's extensions for `auth::Caller::user`.
+    async fn admit(&self, req: &mut Request, now: u64) -> Result<(), Refusal> {
+        let verified = self
+            .verifier
+            .verify(req.method(), req.uri(), req.headers(), now)?;
+        let received = std::mem::take(req.body_mut());
+        *req.body_mut() = body::bind(verified.content_digest.as_deref(), received)
+            .await
+            .map_err(|refusal| match refusal {
+                BodyRefusal::Signature(e) => Refusal::Signature(e),
+                BodyRefusal::Unreadable(answer) => Refusal::Answer(answer),
+            })?;
+        if replay_protected(req.method().as_str()) {
+            let until = remember_until(verified.expires);
+            match self.nonces.remember(&verified.nonce, until, now).await {
+                Ok(()) => {}
+                Err(NonceError::Replay) => {
+                    return Err(SignatureError::Replay(verified.nonce).into());
+                }
+                Err(NonceError::Db(e)) => return Err(Refusal::Store(e)),
+            }
+        }
+        req.extensions_mut().insert(verified.identity);
+        Ok(())
+    }
+}
+
 /// The middleware: exempt paths pass (with any `Fastgate-Identity`/`Fastgate-Flags`
-/// removed, since nothing vouches for them); every other request needs a valid signature,
-/// and its [`fastgate_wire::EdgeIdentity`] is then put in the request's extensions for
-/// `auth::Caller::user`.
-pub async fn enforce(
-    State(verifier): State<Arc<Verifier>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// removed, since nothing vouches for them); every other request must pass
+/// [`Gate::admit`].
+pub async fn enforce(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
     if EXEMPT_PATHS.contains(&req.uri().path()) {
         let headers = req.headers_mut();
         headers.remove(IDENTITY);
@@ -48,12 +101,11 @@ pub async fn enforce(
         return next.run(req).await;
     }
     let now = fastgate_wire::unix_now();
-    match verifier.verify(req.method(), req.uri(), req.headers(), now) {
-        Ok(identity) => {
-            req.extensions_mut().insert(identity);
-            next.run(req).await
-        }
-        Err(reason) => {
+    match gate.admit(&mut req, now).await {
+        Ok(()) => next.run(req).await,
+        Err(Refusal::Answer(answer)) => answer,
+        Err(Refusal::Store(e)) => ApiError::Db(e).into_response(),
+        Err(Refusal::Signature(reason)) => {
             let request_id = req
                 .headers()
                 .get(REQUEST_ID)

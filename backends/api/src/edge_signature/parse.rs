@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use axum::http::HeaderName;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use fastgate_wire::{LABEL, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER};
+use fastgate_wire::{is_valid_nonce, LABEL, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER};
 use sfv::visitor::ParameterVisitor;
 use sfv::visitor::{DictionaryVisitor, EntryVisitor, InnerListVisitor, ItemVisitor};
 use sfv::{BareItemFromInput, KeyRef, Parser};
@@ -26,6 +26,8 @@ pub struct SignatureParams {
     pub covered: Vec<String>,
     pub created: u64,
     pub expires: u64,
+    /// 16 bytes of base64url (checked here, so nothing longer ever reaches the nonce store).
+    pub nonce: String,
     pub keyid: String,
     pub alg: Option<String>,
     /// The member's value after `fastgate=`, verbatim: the `@signature-params` line's value.
@@ -33,8 +35,8 @@ pub struct SignatureParams {
 }
 
 /// Parses the `fastgate` member of a `Signature-Input` dictionary: an inner list of
-/// strings followed by the parameters `created`, `expires`, `keyid` (required) and `alg`
-/// (optional), each at most once; anything else is refused.
+/// strings followed by the parameters `created`, `expires`, `nonce`, `keyid` (required) and
+/// `alg` (optional), each at most once; anything else is refused.
 pub fn parse_signature_input(header: &str) -> Result<SignatureParams, SignatureError> {
     use SignatureError::MalformedInput as M;
     let member = member(header, SIGNATURE_INPUT, M("not a structured dictionary"))?;
@@ -54,6 +56,7 @@ pub fn parse_signature_input(header: &str) -> Result<SignatureParams, SignatureE
         covered,
         created: found.created.ok_or(M("created is missing"))?,
         expires: found.expires.ok_or(M("expires is missing"))?,
+        nonce: found.nonce.ok_or(M("nonce is missing"))?,
         keyid: found.keyid.ok_or(M("keyid is missing"))?,
         alg: found.alg,
         raw: member.raw.to_owned(),
@@ -95,6 +98,7 @@ fn component(entry: Entry<'_>) -> Result<String, SignatureError> {
 struct InputParams {
     created: Option<u64>,
     expires: Option<u64>,
+    nonce: Option<String>,
     keyid: Option<String>,
     alg: Option<String>,
 }
@@ -112,6 +116,11 @@ impl InputParams {
                 &mut self.expires,
                 non_negative(value),
                 "expires is not an integer",
+            ),
+            "nonce" => fill(
+                &mut self.nonce,
+                string(value).filter(|n| is_valid_nonce(n)),
+                "nonce is not 16 bytes of base64url",
             ),
             "keyid" => fill(&mut self.keyid, string(value), "keyid is not a string"),
             "alg" => fill(&mut self.alg, string(value), "alg is not a string"),
@@ -317,26 +326,67 @@ impl<'de> ParameterVisitor<'de> for Params<'_, 'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastgate_wire::test_vector;
+    use fastgate_wire::test_vector::{self, GET, POST};
 
     #[test]
-    fn reads_the_pinned_vector() {
-        let p = parse_signature_input(test_vector::SIGNATURE_INPUT).unwrap();
-        assert_eq!(p.covered, fastgate_wire::COVERED_COMPONENTS);
+    fn reads_the_pinned_vectors() {
+        for (v, covered) in [
+            (GET, &fastgate_wire::COVERED_COMPONENTS[..]),
+            (POST, &fastgate_wire::COVERED_WITH_BODY[..]),
+        ] {
+            let p = parse_signature_input(v.signature_input).unwrap();
+            assert_eq!(p.covered, covered);
+            assert_eq!(
+                (p.created, p.expires),
+                (test_vector::CREATED, test_vector::EXPIRES)
+            );
+            assert_eq!(p.nonce, v.nonce);
+            assert_eq!(p.keyid, test_vector::KEY_ID);
+            assert_eq!(p.alg.as_deref(), Some(fastgate_wire::ALGORITHM));
+            assert_eq!(p.raw, v.params);
+            let mac = parse_signature(v.signature).unwrap();
+            assert_eq!(mac, STANDARD.decode(v.mac_base64).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_nonce_is_required_once_and_well_formed() {
+        let without = GET
+            .signature_input
+            .replace(&format!(";nonce=\"{}\"", GET.nonce), "");
         assert_eq!(
-            (p.created, p.expires),
-            (test_vector::CREATED, test_vector::EXPIRES)
+            parse_signature_input(&without),
+            Err(SignatureError::MalformedInput("nonce is missing"))
         );
-        assert_eq!(p.keyid, test_vector::KEY_ID);
-        assert_eq!(p.alg.as_deref(), Some(fastgate_wire::ALGORITHM));
-        assert_eq!(p.raw, test_vector::PARAMS);
-        let mac = parse_signature(test_vector::SIGNATURE).unwrap();
-        assert_eq!(mac, STANDARD.decode(test_vector::MAC_BASE64).unwrap());
+        let twice = format!("{};nonce=\"{}\"", GET.signature_input, POST.nonce);
+        assert_eq!(
+            parse_signature_input(&twice),
+            Err(SignatureError::MalformedInput("repeated parameter"))
+        );
+        let long = "A".repeat(10_000);
+        for bad in [
+            "\"x\"",
+            "1",
+            "?1",
+            "\"AAECAwQFBgcICQoLDA0ODw==\"",
+            &format!("\"{long}\""),
+        ] {
+            let input = GET
+                .signature_input
+                .replace(&format!("\"{}\"", GET.nonce), bad);
+            assert_eq!(
+                parse_signature_input(&input),
+                Err(SignatureError::MalformedInput(
+                    "nonce is not 16 bytes of base64url"
+                )),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
     fn keeps_our_member_verbatim_among_others() {
-        let odd = r#"( "@method"  "@path");  created=1;expires=2;keyid="k""#;
+        let odd = r#"( "@method"  "@path");  created=1;expires=2;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k""#;
         for dict in [
             format!("fastgate={odd}"),
             format!("fastgate={odd}  "),
@@ -345,28 +395,25 @@ mod tests {
         ] {
             assert_eq!(parse_signature_input(&dict).unwrap().raw, odd, "{dict}");
         }
-        let sig = format!("x=:AAAA:, {}, y=?0", test_vector::SIGNATURE);
+        let sig = format!("x=:AAAA:, {}, y=?0", GET.signature);
         assert_eq!(parse_signature(&sig).unwrap().len(), 32);
     }
 
     #[test]
     fn repeats_and_leniencies_are_refused() {
-        let dup = format!("{0}, {0}", test_vector::SIGNATURE_INPUT);
+        let dup = format!("{0}, {0}", GET.signature_input);
         assert_eq!(
             parse_signature_input(&dup),
             Err(SignatureError::RepeatedLabel(SIGNATURE_INPUT))
         );
         // A valid dictionary throughout, even in members that are not ours.
-        let junk = format!("{}, other=\"open", test_vector::SIGNATURE_INPUT);
+        let junk = format!("{}, other=\"open", GET.signature_input);
         assert!(matches!(
             parse_signature_input(&junk),
             Err(SignatureError::MalformedInput(_))
         ));
         // sfv would accept unpadded base64; the contract does not.
-        let unpadded = format!(
-            "fastgate=:{}:",
-            test_vector::MAC_BASE64.trim_end_matches('=')
-        );
+        let unpadded = format!("fastgate=:{}:", GET.mac_base64.trim_end_matches('='));
         assert_eq!(
             parse_signature(&unpadded),
             Err(SignatureError::MalformedSignature("not standard base64"))

@@ -1,11 +1,13 @@
 //! The checks, in the order that gives the cheapest refusal first: the signature's shape,
 //! its algorithm, its key, its validity window, then the MAC over the request as received,
-//! and only then the identity it vouches for.
+//! and only then the identity it vouches for. The body (its digest) and the nonce are
+//! checked after this, by the middleware, only for a request whose MAC is good: a request
+//! without one never makes the origin read its body or write to the nonce store.
 
 use axum::http::{HeaderMap, HeaderName, Method, Uri};
 use fastgate_wire::{
-    signature_base, EdgeIdentity, Signed, ALGORITHM, CLOCK_SKEW_SECS, COVERED_COMPONENTS,
-    FLAGS_HEADER, IDENTITY_HEADER, MAX_WINDOW_SECS, REQUEST_ID_HEADER,
+    signature_base, Covered, EdgeIdentity, Signed, ALGORITHM, CLOCK_SKEW_SECS,
+    CONTENT_DIGEST_HEADER, FLAGS_HEADER, IDENTITY_HEADER, MAX_WINDOW_SECS, REQUEST_ID_HEADER,
 };
 
 use super::error::SignatureError;
@@ -17,6 +19,7 @@ use super::parse::{
 pub(super) const IDENTITY: HeaderName = HeaderName::from_static(IDENTITY_HEADER);
 pub(super) const FLAGS: HeaderName = HeaderName::from_static(FLAGS_HEADER);
 const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+const CONTENT_DIGEST: HeaderName = HeaderName::from_static(CONTENT_DIGEST_HEADER);
 
 /// Checks edge signatures against a key set.
 #[derive(Debug, Clone)]
@@ -24,27 +27,49 @@ pub struct Verifier {
     keys: IdentityKeys,
 }
 
+/// What a good signature vouches for, and what the checks after the MAC need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The caller the edge asserted.
+    pub identity: EdgeIdentity,
+    /// The `Content-Digest` value the signature covers: the body must hash to it. `None`
+    /// when the signature covers no body, and then the request must have none.
+    pub content_digest: Option<String>,
+    /// The signature's nonce (16 bytes of base64url, checked by the parser).
+    pub nonce: String,
+    /// The signature's `expires`.
+    pub expires: u64,
+}
+
 impl Verifier {
     pub fn new(keys: IdentityKeys) -> Self {
         Self { keys }
     }
 
-    /// Verifies the request's signature at unix time `now` and returns the identity it
-    /// vouches for.
+    /// Verifies the request's signature at unix time `now` and returns what it vouches for.
     pub fn verify(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         now: u64,
-    ) -> Result<EdgeIdentity, SignatureError> {
+    ) -> Result<Verified, SignatureError> {
+        // The edge signs only the methods it forwards, spelled exactly (the contract's
+        // rule); anything else never came through it.
+        if !fastgate_wire::method::is_forwarded(method.as_str()) {
+            return Err(SignatureError::Method(method.as_str().to_owned()));
+        }
         let input = dictionary_header(headers, SIGNATURE_INPUT)?;
         let signature = dictionary_header(headers, SIGNATURE)?;
         let params = parse_signature_input(&input)?;
         let mac = parse_signature(&signature)?;
-        let key = self.check_params(&params, now)?;
+        let (key, covered) = self.check_params(&params, now)?;
 
         let identity = single_header(headers, IDENTITY)?;
+        let content_digest = match covered {
+            Covered::WithBody => Some(single_header(headers, CONTENT_DIGEST)?),
+            Covered::Bodiless => None,
+        };
         let signed = Signed {
             method: method.as_str(),
             path: uri.path(),
@@ -52,23 +77,27 @@ impl Verifier {
             identity,
             flags: single_header(headers, FLAGS)?,
             request_id: single_header(headers, REQUEST_ID)?,
+            content_digest,
         };
         fastgate_wire::verify(key, &signature_base(&signed, &params.raw), &mac)
             .map_err(|_| SignatureError::Mismatch)?;
-        Ok(EdgeIdentity::decode(identity)?)
+        Ok(Verified {
+            identity: EdgeIdentity::decode(identity)?,
+            content_digest: content_digest.map(str::to_owned),
+            nonce: params.nonce,
+            expires: params.expires,
+        })
     }
 
     /// Everything about the parameters: the components, algorithm, key and window. Returns
-    /// the key the MAC must verify with.
-    fn check_params(&self, params: &SignatureParams, now: u64) -> Result<&[u8], SignatureError> {
-        if params
-            .covered
-            .iter()
-            .map(String::as_str)
-            .ne(COVERED_COMPONENTS)
-        {
-            return Err(SignatureError::CoveredComponents);
-        }
+    /// the key the MAC must verify with and which covered list the signature uses.
+    fn check_params(
+        &self,
+        params: &SignatureParams,
+        now: u64,
+    ) -> Result<(&[u8], Covered), SignatureError> {
+        let covered =
+            Covered::from_components(&params.covered).ok_or(SignatureError::CoveredComponents)?;
         if let Some(alg) = params.alg.as_deref().filter(|a| *a != ALGORITHM) {
             return Err(SignatureError::Algorithm(alg.to_owned()));
         }
@@ -86,7 +115,7 @@ impl Verifier {
         if now > expires.saturating_add(CLOCK_SKEW_SECS) {
             return Err(SignatureError::Expired { expires, now });
         }
-        Ok(key)
+        Ok((key, covered))
     }
 }
 
@@ -123,10 +152,12 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
     use base64::Engine as _;
-    use fastgate_wire::{signature_value, test_vector};
+    use fastgate_wire::test_vector::{self, GET, POST};
+    use fastgate_wire::{content_digest, signature_value};
 
     const NOW: u64 = test_vector::CREATED;
-    const PARAMS: &str = test_vector::PARAMS;
+    const PARAMS: &str = GET.params;
+    const NONCE: &str = GET.nonce;
 
     fn b64url(json: &str) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
@@ -149,7 +180,7 @@ mod tests {
 
     fn params(created: u64, expires: u64, kid: &str, alg: Option<&str>) -> String {
         let mut p = format!(
-            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created={created};expires={expires};keyid="{kid}""#
+            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created={created};expires={expires};nonce="{NONCE}";keyid="{kid}""#
         );
         if let Some(a) = alg {
             p.push_str(&format!(r#";alg="{a}""#));
@@ -172,6 +203,7 @@ mod tests {
             identity,
             flags,
             request_id,
+            content_digest: None,
         }
     }
 
@@ -227,7 +259,9 @@ mod tests {
     }
 
     fn check(r: &Req, now: u64) -> Result<EdgeIdentity, SignatureError> {
-        verifier().verify(&r.method, &r.uri, &r.headers, now)
+        verifier()
+            .verify(&r.method, &r.uri, &r.headers, now)
+            .map(|v| v.identity)
     }
 
     /// Sends the good request with each of `values` in the header `name`; each must be
@@ -263,15 +297,15 @@ mod tests {
                  \"x-request-id\": req-1\n\"@signature-params\": {PARAMS}"
             )
         );
-        assert_eq!(base, test_vector::BASE);
+        assert_eq!(base, GET.base);
         let r = good();
-        assert_eq!(r.headers["signature"], test_vector::SIGNATURE);
+        assert_eq!(r.headers["signature"], GET.signature);
         assert_eq!(
-            test_vector::SIGNATURE,
-            "fastgate=:t3Y/J4cQqrYkRKtICgIWArjLu2HRMx8wGoIHEi5U0wI=:"
+            GET.signature,
+            "fastgate=:OZTu9NWRoMjR2WeOt3Bdmgfhg53l2cUXbeu6jfMJtcM=:"
         );
         assert_eq!(r.headers["signature-input"], format!("fastgate={PARAMS}"));
-        assert_eq!(r.headers["signature-input"], test_vector::SIGNATURE_INPUT);
+        assert_eq!(r.headers["signature-input"], GET.signature_input);
         // No query and an empty query both give a bare "?"; an empty flags value keeps its space.
         let b = signature_base(&components("POST", "/x", None, "e30", "", "r"), "()");
         assert!(b.contains("\"@query\": ?\n"));
@@ -282,35 +316,97 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_pinned_vector_verifies() {
-        // Built from the shared vector alone, not from this module's signer.
+    /// The headers of a pinned vector, built from the shared vector alone, not from this
+    /// module's signer.
+    fn vector_headers(v: &test_vector::Vector) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in [
             ("fastgate-identity", test_vector::IDENTITY),
-            ("fastgate-flags", test_vector::FLAGS),
-            ("x-request-id", test_vector::REQUEST_ID),
-            ("signature-input", test_vector::SIGNATURE_INPUT),
-            ("signature", test_vector::SIGNATURE),
+            ("fastgate-flags", v.flags),
+            ("x-request-id", v.request_id),
+            ("signature-input", v.signature_input),
+            ("signature", v.signature),
         ] {
             headers.insert(name, HeaderValue::from_static(value));
         }
-        let uri: Uri = format!("{}?{}", test_vector::PATH, test_vector::QUERY)
-            .parse()
-            .unwrap();
-        let id = verifier()
-            .verify(&Method::GET, &uri, &headers, test_vector::CREATED)
-            .unwrap();
-        assert_eq!(id.subject(), Some("a@b.c"));
-        assert_eq!(id.uid.as_deref(), Some("u1"));
-        assert_eq!(id, EdgeIdentity::decode(test_vector::IDENTITY).unwrap());
+        if let Some(digest) = v.content_digest {
+            headers.insert(CONTENT_DIGEST, HeaderValue::from_static(digest));
+        }
+        headers
+    }
+
+    fn verify_vector(
+        v: &test_vector::Vector,
+        headers: &HeaderMap,
+    ) -> Result<Verified, SignatureError> {
+        let uri: Uri = v.target().parse().unwrap();
+        let method: Method = v.method.parse().unwrap();
+        verifier().verify(&method, &uri, headers, test_vector::CREATED)
+    }
+
+    #[test]
+    fn the_pinned_vectors_verify() {
+        for v in [GET, POST] {
+            let verified = verify_vector(&v, &vector_headers(&v)).unwrap();
+            let id = &verified.identity;
+            assert_eq!(id.subject(), Some("a@b.c"));
+            assert_eq!(id.uid.as_deref(), Some("u1"));
+            assert_eq!(*id, EdgeIdentity::decode(test_vector::IDENTITY).unwrap());
+            assert_eq!(verified.nonce, v.nonce);
+            assert_eq!(verified.expires, test_vector::EXPIRES);
+            assert_eq!(verified.content_digest.as_deref(), v.content_digest);
+        }
+    }
+
+    #[test]
+    fn a_method_the_edge_never_forwards_is_refused_first() {
+        let uri: Uri = GET.target().parse().unwrap();
+        for m in ["get", "Get", "CONNECT", "TRACE", "PROPFIND"] {
+            let method: Method = m.parse().unwrap();
+            let refused =
+                verifier().verify(&method, &uri, &vector_headers(&GET), test_vector::CREATED);
+            assert_eq!(refused, Err(SignatureError::Method(m.to_owned())), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_signature_over_a_body_needs_its_digest_header() {
+        let mut headers = vector_headers(&POST);
+        headers.remove(CONTENT_DIGEST);
+        assert_eq!(
+            verify_vector(&POST, &headers),
+            Err(SignatureError::MissingHeader(CONTENT_DIGEST))
+        );
+        // Another body's digest in place of the signed one: the MAC no longer matches.
+        let mut headers = vector_headers(&POST);
+        let other = content_digest(b"{\"id\":\"item-2\"}");
+        headers.insert(CONTENT_DIGEST, HeaderValue::from_str(&other).unwrap());
+        assert_eq!(
+            verify_vector(&POST, &headers),
+            Err(SignatureError::Mismatch)
+        );
+        let mut headers = vector_headers(&POST);
+        headers.append(CONTENT_DIGEST, HeaderValue::from_str(&other).unwrap());
+        assert_eq!(
+            verify_vector(&POST, &headers),
+            Err(SignatureError::RepeatedHeader(CONTENT_DIGEST))
+        );
+        // The body's signature passed off as a bodiless one (its list and digest line cut):
+        // the parameters are part of the base, so the MAC no longer matches.
+        let mut headers = vector_headers(&POST);
+        let cut = POST.signature_input.replace(r#" "content-digest""#, "");
+        headers.insert(SIGNATURE_INPUT, HeaderValue::from_str(&cut).unwrap());
+        assert_eq!(
+            verify_vector(&POST, &headers),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
     fn signature_params_are_used_verbatim() {
         // Non-canonical spacing is still valid RFC 8941; the base uses the bytes as sent.
         let p = format!(
-            r#"( "@method"  "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");  created={NOW};expires={};keyid="k1""#,
+            r#"( "@method"  "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");  created={NOW};expires={};nonce="{NONCE}";keyid="k1""#,
             NOW + 10
         );
         assert!(check(&sign_p("secret-one", &p), NOW).is_ok());
@@ -326,10 +422,7 @@ mod tests {
 
     #[test]
     fn unpadded_or_lenient_base64_is_refused() {
-        let unpadded = format!(
-            "fastgate=:{}:",
-            test_vector::MAC_BASE64.trim_end_matches('=')
-        );
+        let unpadded = format!("fastgate=:{}:", GET.mac_base64.trim_end_matches('='));
         assert_eq!(
             check(&good_with(SIGNATURE, &unpadded), NOW),
             Err(SignatureError::MalformedSignature("not standard base64"))
@@ -360,7 +453,9 @@ mod tests {
         let only_k2 = Verifier::new(IdentityKeys::parse("k2:secret-two").unwrap());
         let r = good();
         assert_eq!(
-            only_k2.verify(&r.method, &r.uri, &r.headers, NOW),
+            only_k2
+                .verify(&r.method, &r.uri, &r.headers, NOW)
+                .map(|v| v.identity),
             Err(SignatureError::UnknownKeyId("k1".into()))
         );
     }
@@ -490,19 +585,19 @@ mod tests {
             "",
             "fastgate",
             "other=(\"@method\");created=1",
-            r#"fastgate="@method";created=1700000000;expires=1700000030;keyid="k1""#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id";created=1700000000;expires=1700000030;keyid="k1""#,
+            r#"fastgate="@method";created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id";created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
             r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030"#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=-1;expires=1700000030;keyid="k1""#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid=k1"#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;created=1700000000;expires=1700000030;keyid="k1""#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1";nonce="x""#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1" junk"#,
-            r#"fastgate=("@method""@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1""#,
-            r#"fastgate=("@method" "@path";req "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1""#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1.5;expires=1700000030;keyid="k1""#,
-            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1", fastgate=("@method");created=1"#,
-            r#"Fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;keyid="k1""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=-1;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid=k1"#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1";tag="x""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1" junk"#,
+            r#"fastgate=("@method""@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
+            r#"fastgate=("@method" "@path";req "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1.5;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
+            r#"fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1", fastgate=("@method");created=1"#,
+            r#"Fastgate=("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");created=1700000000;expires=1700000030;nonce="AAECAwQFBgcICQoLDA0ODw";keyid="k1""#,
         ];
         assert_refused(SIGNATURE_INPUT, &bad, |err| {
             matches!(
@@ -512,14 +607,21 @@ mod tests {
                     | SignatureError::RepeatedLabel(_)
             )
         });
-        // Other covered components (fewer, more, another order) are refused.
+        // Other covered components (fewer, more, another order, the digest elsewhere) are
+        // refused.
         for covered in [
             r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags")"#,
             r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id" "@authority")"#,
             r#"("@path" "@method" "@query" "fastgate-identity" "fastgate-flags" "x-request-id")"#,
+            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "content-digest" "x-request-id")"#,
+            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id" "content-digest" "content-digest")"#,
+            r#"("content-digest")"#,
             r#"()"#,
         ] {
-            let p = format!(r#"{covered};created={NOW};expires={};keyid="k1""#, NOW + 10);
+            let p = format!(
+                r#"{covered};created={NOW};expires={};nonce="{NONCE}";keyid="k1""#,
+                NOW + 10
+            );
             let r = sign_p("secret-one", &p);
             assert_eq!(
                 check(&r, NOW),
@@ -529,7 +631,7 @@ mod tests {
         }
         // Parameters may come in any order; the base uses them verbatim.
         let p = format!(
-            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");keyid="k1";alg="hmac-sha256";expires={};created={NOW}"#,
+            r#"("@method" "@path" "@query" "fastgate-identity" "fastgate-flags" "x-request-id");keyid="k1";alg="hmac-sha256";nonce="{NONCE}";expires={};created={NOW}"#,
             NOW + 10
         );
         assert!(check(&sign_p("secret-one", &p), NOW).is_ok());

@@ -20,7 +20,8 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/api/auth/signup", request_body = SignupIn,
-    responses((status = 201, body = SignupOut), (status = 400, body = DetailOut), (status = 422)))]
+    responses((status = 201, body = SignupOut), (status = 400, body = DetailOut), (status = 422),
+        (status = 503, body = DetailOut, description = "Password hashers busy; see `Retry-After`")))]
 pub async fn signup(State(st): State<AppState>, input: BodyInput) -> Result<Response, ApiError> {
     let input = SignupIn::validate(&input)?;
     let user = UserRow {
@@ -29,7 +30,8 @@ pub async fn signup(State(st): State<AppState>, input: BodyInput) -> Result<Resp
         full_name: input.full_name,
         joined: clock::today(),
     };
-    let hash = password::hash(input.password).await.map_err(internal)?;
+    // Hashers busy: 503 + Retry-After, before any row is written.
+    let hash = password::hash(input.password).await?;
     match st.db.insert_user(&user, &hash).await {
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
@@ -49,7 +51,8 @@ pub async fn signup(State(st): State<AppState>, input: BodyInput) -> Result<Resp
 }
 
 #[utoipa::path(post, path = "/api/auth/login", request_body = LoginIn,
-    responses((status = 200, body = TokenOut), (status = 400, body = DetailOut), (status = 422)))]
+    responses((status = 200, body = TokenOut), (status = 400, body = DetailOut), (status = 422),
+        (status = 503, body = DetailOut, description = "Password hashers busy; see `Retry-After`")))]
 pub async fn login(
     State(st): State<AppState>,
     input: BodyInput,
@@ -61,9 +64,7 @@ pub async fn login(
         Some((uid, hash)) => (Some(uid), std::sync::Arc::from(hash)),
         None => (None, st.dummy_hash.clone()),
     };
-    let ok = password::verify(input.password, phc)
-        .await
-        .map_err(internal)?;
+    let ok = password::verify(input.password, phc).await?;
     let Some(uid) = uid.filter(|_| ok) else {
         return Err(ApiError::http(
             StatusCode::BAD_REQUEST,

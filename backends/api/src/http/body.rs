@@ -10,9 +10,9 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
-use crate::json::{self, Value};
-use crate::validation::{BodyInput, ErrorItem, Loc};
+use crate::error::{ApiError, BODY_UNPARSABLE};
+use crate::json;
+use crate::validation::BodyInput;
 
 impl<S: Send + Sync> FromRequest<S> for BodyInput {
     /// The `Bytes` extractor's own rejection, or the decode error in FastAPI's shape.
@@ -34,21 +34,11 @@ fn read(content_type: Option<&HeaderValue>, bytes: &[u8]) -> Result<BodyInput, A
     if !is_json(content_type) {
         return Ok(BodyInput::Raw(String::from_utf8_lossy(bytes).into_owned()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        ApiError::http(
-            StatusCode::BAD_REQUEST,
-            "There was an error parsing the body",
-        )
-    })?;
-    json::parse(text).map(BodyInput::Json).map_err(|e| {
-        ApiError::Validation(vec![ErrorItem::new(
-            "json_invalid",
-            vec![Loc::Key("body".into()), Loc::Index(e.pos)],
-            "JSON decode error",
-            Value::Object(Vec::new()),
-        )
-        .with_ctx("error", Value::String(e.msg.to_owned()))])
-    })
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::http(StatusCode::BAD_REQUEST, BODY_UNPARSABLE))?;
+    json::parse(text)
+        .map(BodyInput::Json)
+        .map_err(ApiError::from)
 }
 
 /// FastAPI decodes JSON when there is no content type, or for `application/json` and

