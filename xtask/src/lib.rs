@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod cachetests;
 pub mod fuzz;
 pub mod package;
 pub mod stack;

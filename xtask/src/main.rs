@@ -9,6 +9,8 @@
 //! - `surrogate-key <template> [subject]`: the key a cached object is tagged with, to purge it.
 //! - `fuzz [--seconds N] [TARGET...]`: run each fuzz target for N seconds in release mode
 //!   (see `xtask::fuzz`); `cargo test` runs them with a short budget.
+//! - `cachetests`: the public HTTP caching suite against the edge, counted beside the
+//!   published caches (see `xtask::cachetests`).
 //! - `bench origin`: benchmark the Rust origin against the FastAPI reference (req/s, p50/p99,
 //!   peak RSS) and write the table to `target/bench/origin.md`.
 
@@ -22,7 +24,7 @@ use xtask::{build, tools, workspace_root};
 
 const USAGE: &str = "usage: cargo xtask <serve | test [cargo test args] | config check <file> | \
 package [--wasm FILE] | surrogate-key <template> [subject] | bench [origin] [options] | \
-fuzz [--seconds N] [TARGET...]>";
+fuzz [--seconds N] [TARGET...] | cachetests [--min-required N] [--min-optimal N] [--id TEST]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +33,7 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("bench") => xtask::bench::run(&args[1..]),
         Some("fuzz") => xtask::fuzz::run(&args[1..]),
+        Some("cachetests") => xtask::cachetests::run(&args[1..]),
         Some("package") => package(&args[1..]),
         Some("surrogate-key") if (2..=3).contains(&args.len()) => {
             xtask::surrogate_key(&args[1], args.get(2).map(String::as_str))
