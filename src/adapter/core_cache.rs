@@ -488,11 +488,21 @@ fn answer_from(
     }
     response.set_header("age", cache::age_header(age));
     client_cache_control(&mut response, policy, ttl_left);
-    if !not_modified && !client.is_head {
-        match found.to_stream() {
-            Ok(body) => response.set_body(body),
-            Err(e) => log_event("cache_error", &format!("read body: {e:?}")),
+    if not_modified {
+        return response;
+    }
+    if client.is_head {
+        // The stored body's length, as a GET would get it.
+        if let Some(length) = found.known_length() {
+            response.set_header("content-length", length.to_string());
         }
+        return response;
+    }
+    // Read whole (entries are bounded by `max_object_bytes`), so the answer carries the
+    // stored body's `Content-Length` instead of being streamed chunked.
+    match found.to_stream() {
+        Ok(body) => response.set_body(body.into_bytes()),
+        Err(e) => log_event("cache_error", &format!("read body: {e:?}")),
     }
     response
 }
@@ -557,6 +567,11 @@ fn store(
         .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
         .user_metadata(meta.encode().into())
         .sensitive_data(policy.mode == CacheMode::PerUser);
+    // The length a hit reports as `Content-Length`; a HEAD's entry holds no body to measure.
+    let insert = match client.is_head {
+        true => insert,
+        false => insert.known_length(body.len() as u64),
+    };
     let inserted = insert_body(insert, &body);
     response.set_body(body);
     response.remove_header("age");

@@ -26,6 +26,8 @@ pub(crate) struct Ctx<'g> {
     pub plan: PlanCtx<'g>,
     /// The matched route, once the request is on its way to the origin.
     pub route: Option<&'g Route>,
+    /// The path the origin is asked for (after the route's rewrite): what a write purges.
+    pub origin_path: String,
     pub geo_level: Option<GeoLevel>,
     /// The verified caller, once authenticate admitted the request.
     pub verified: Option<Verified>,
@@ -58,6 +60,7 @@ impl<'g> Ctx<'g> {
                 cors_headers: Vec::new(),
             },
             route: None,
+            origin_path: String::new(),
             geo_level: None,
             verified: None,
             auth_failure: None,

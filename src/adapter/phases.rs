@@ -37,6 +37,7 @@ pub(crate) fn request_filter<'g>(
     ctx.plan = plan.ctx;
     let forward = plan.next.map_err(early_response)?;
     ctx.route = Some(forward.route);
+    ctx.origin_path.clone_from(&forward.path);
     ctx.geo_level = Some(forward.geo_level);
     Ok(forward)
 }
@@ -184,7 +185,7 @@ pub(crate) fn purge_after_write(ctx: &Ctx<'_>, resp: &Response) {
     let status = resp.get_status().as_u16();
     let keys = ctx
         .gateway
-        .purge_keys(route, &ctx.method, status, ctx.subject());
+        .purge_keys(route, &ctx.method, status, &ctx.origin_path, ctx.subject());
     core_cache::purge(&keys);
 }
 

@@ -37,6 +37,17 @@ const NOT_STORED: [&str; 7] = [
     "content-length",
 ];
 
+/// The field names a response's `Connection` lists (RFC 9110 §7.6.1): they describe this
+/// connection only, so they are neither stored nor replayed (RFC 9111 §3.1).
+fn connection_options<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>) -> Vec<&'h str> {
+    headers
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(|t| t.trim_matches([' ', '\t']))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 /// Whether a response field is left out of the entry (see [`NOT_STORED`]).
 fn is_not_stored(name: &str) -> bool {
     is_hop_by_hop(name) || NOT_STORED.iter().any(|x| name.eq_ignore_ascii_case(x))
@@ -52,10 +63,11 @@ impl StoredMeta {
         sie_s: u64,
         shareable: bool,
     ) -> Self {
-        let headers = headers
-            .iter()
-            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+        let pairs = || headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
+        let connection = connection_options(pairs());
+        let headers = pairs()
             .filter(|(n, _)| !is_not_stored(n))
+            .filter(|(n, _)| !connection.iter().any(|c| c.eq_ignore_ascii_case(n)))
             .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
             .collect();
         StoredMeta {
@@ -128,7 +140,8 @@ mod tests {
                 ("ETag", "\"a\""),
                 ("X-Request-Id", "r1"),
                 ("Age", "4"),
-                ("Connection", "close"),
+                ("Connection", "close, X-Hop, , Keep-Alive"),
+                ("x-hop", "only for this connection"),
                 ("Content-Length", "12"),
             ],
             60,

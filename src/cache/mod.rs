@@ -12,7 +12,9 @@
 //! 7. `revalidate`: the conditional request, and merging its 304;
 //! 8. `meta`: what an entry keeps besides its body, and what a client is told;
 //! 9. `status`: the `Cache-Status` header (RFC 9211) saying what happened;
-//! 10. `private`: the `Cache-Control` a per-user (or authenticated) answer leaves with.
+//! 10. `private`: the `Cache-Control` a per-user (or authenticated) answer leaves with;
+//! 11. `targeted`: `CDN-Cache-Control` (RFC 9213), which the edge obeys instead of
+//!     `Cache-Control` and `Expires` when an origin sends it.
 //!
 //! The cache is shared (RFC 9111's rules for a shared cache apply even to `per_user`
 //! partitions) and conservative: when in doubt it does not store, and it never lets a
@@ -29,6 +31,7 @@ mod revalidate;
 mod status;
 mod storability;
 mod surrogate;
+mod targeted;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +49,7 @@ pub use revalidate::{conditional_headers, merge_304, not_modified_matches};
 pub use status::{cache_status, CacheOutcome, CACHE_NAME};
 pub use storability::{storability, Storable};
 pub use surrogate::{
-    is_valid_surrogate_key, subject_tag, surrogate_keys, MAX_SURROGATE_KEY_BYTES,
+    is_valid_surrogate_key, subject_tag, surrogate_keys, uri_tag, MAX_SURROGATE_KEY_BYTES,
     SUBJECT_PLACEHOLDER,
 };
+pub use targeted::{cdn_cache_control, CDN_CACHE_CONTROL};

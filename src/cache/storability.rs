@@ -1,7 +1,8 @@
 //! May the origin's response be stored, and for how long? RFC 9111 §3 for a *shared* cache,
 //! conservatively: `no-store`, `private` (qualified or not), `Set-Cookie`, `Vary: *`, a
-//! `Vary` naming a header outside the key, non-heuristically-cacheable statuses, partial
-//! content and oversized bodies are never stored. A per-user partition is still physically a
+//! `Vary` naming a header outside the key, partial content, 304s and oversized bodies are
+//! never stored, and a status that is not heuristically cacheable is stored only when the
+//! origin gave it an explicit lifetime. A per-user partition is still physically a
 //! shared cache, so the same rules apply.
 //!
 //! Freshness is explicit only: the route's `ttl_s`, else `s-maxage` > `max-age` > `Expires`
@@ -11,6 +12,7 @@
 
 use super::cache_control::{delta_seconds, CacheControl, DELTA_SECONDS_CAP};
 use super::policy::{CacheMode, CachePolicy};
+use super::targeted::cdn_cache_control;
 use crate::http::parse_http_date;
 
 /// Whether and how long to store a response.
@@ -31,13 +33,28 @@ pub enum Storable {
     },
 }
 
-/// Statuses cacheable by default (RFC 9110 §15.1), minus 206: this cache does not combine or
-/// serve ranges, and §3.3 forbids storing partial content then.
-fn is_storable_status(status: u16) -> bool {
-    matches!(
-        status,
-        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
-    )
+/// How a status may be stored (RFC 9111 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusRule {
+    /// Cacheable by default (RFC 9110 §15.1): the route's `ttl_s` may give its lifetime.
+    ByDefault,
+    /// Any other final status: stored only with the origin's own explicit lifetime
+    /// (`s-maxage`, `max-age` or `Expires`), never with the route's `ttl_s` (a route's TTL
+    /// must not keep a 500 the origin did not mean to be kept).
+    Explicit,
+    Never,
+}
+
+/// 206 is never stored: this cache does not combine or serve ranges, and §3.3 forbids
+/// storing partial content then; a 304 is merged into the entry it validates, never stored
+/// as one. Statuses outside 200–599 are not final HTTP statuses.
+fn status_rule(status: u16) -> StatusRule {
+    match status {
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => StatusRule::ByDefault,
+        206 | 304 => StatusRule::Never,
+        200..=599 => StatusRule::Explicit,
+        _ => StatusRule::Never,
+    }
 }
 
 /// What one pass over the response headers finds.
@@ -106,6 +123,7 @@ impl<'h> ResponseFacts<'h> {
 
 /// The freshness lifetime (check 7 of [`storability`]); `None` when the response has none.
 fn freshness_lifetime(
+    rule: StatusRule,
     cc: &CacheControl,
     policy: &CachePolicy,
     facts: &ResponseFacts,
@@ -114,7 +132,7 @@ fn freshness_lifetime(
     if cc.no_cache {
         return Some(0);
     }
-    if let Some(ttl) = policy.ttl_s {
+    if let Some(ttl) = policy.ttl_s.filter(|_| rule == StatusRule::ByDefault) {
         return Some(u64::from(ttl));
     }
     if let Some(s) = cc.s_maxage.or(cc.max_age) {
@@ -151,9 +169,12 @@ fn stale_windows(cc: &CacheControl, policy: &CachePolicy) -> (u64, u64) {
 }
 
 /// Decides whether a response may be stored, and its freshness and stale windows
-/// (RFC 9111 §3, §4.2; RFC 5861). Checks, in order (the first failing one is the reason):
+/// (RFC 9111 §3, §4.2; RFC 5861). The directives are the response's `CDN-Cache-Control`
+/// when it has a valid one (RFC 9213; `Expires` is then ignored too), else its
+/// `Cache-Control`. Checks, in order (the first failing one is the reason):
 ///
-/// 1. the status is cacheable by default (RFC 9110 §15.1; 206 excluded);
+/// 1. the status is final and not 206 or 304; one not cacheable by default (RFC 9110
+///    §15.1) needs the origin's explicit lifetime (check 7 without the route's `ttl_s`);
 /// 2. no `no-store`, no `private` (qualified or not), no `Set-Cookie`;
 /// 3. no `Vary: *`, and every `Vary` name is one of the route's vary inputs (else the key
 ///    could not tell variants apart);
@@ -181,17 +202,23 @@ pub fn storability(
     request_had_authorization: bool,
     now_s: u64,
 ) -> Storable {
-    if !is_storable_status(status) {
+    let rule = status_rule(status);
+    if rule == StatusRule::Never {
         return Storable::No("status not cacheable");
     }
-    let cc = CacheControl::from_headers(response_headers);
+    // RFC 9213: a valid `CDN-Cache-Control` replaces `Cache-Control` and `Expires` here.
+    let cdn = cdn_cache_control(response_headers);
+    let cc = cdn.unwrap_or_else(|| CacheControl::from_headers(response_headers));
     if cc.no_store {
         return Storable::No("no-store");
     }
     if cc.private {
         return Storable::No("private");
     }
-    let facts = ResponseFacts::scan(response_headers, policy);
+    let mut facts = ResponseFacts::scan(response_headers, policy);
+    if cdn.is_some() {
+        facts.expires = None;
+    }
     if let Some(reason) = facts.refusal() {
         return Storable::No(reason);
     }
@@ -205,8 +232,12 @@ pub fn storability(
     if cc.no_cache && !facts.validator {
         return Storable::No("no-cache without validator");
     }
-    let Some(lifetime) = freshness_lifetime(&cc, policy, &facts, now_s) else {
-        return Storable::No("no freshness information");
+    let Some(lifetime) = freshness_lifetime(rule, &cc, policy, &facts, now_s) else {
+        let reason = match rule {
+            StatusRule::Explicit => "status not cacheable",
+            _ => "no freshness information",
+        };
+        return Storable::No(reason);
     };
     let (swr, sie) = stale_windows(&cc, policy);
     let age = facts.age.and_then(|a| delta_seconds(a.trim())).unwrap_or(0);
@@ -332,9 +363,30 @@ mod tests {
                 Storable::Yes { .. }
             ));
         }
-        for s in [
-            0, 100, 201, 206, 302, 304, 307, 400, 401, 403, 429, 500, 502, 503, 999,
-        ] {
+        // Any other final status only with the origin's explicit lifetime (RFC 9111 §3):
+        // `max-age`, `s-maxage` or `Expires`, never the route's `ttl_s`.
+        let fixed = CachePolicy {
+            ttl_s: Some(300),
+            ..public()
+        };
+        for s in [201, 299, 302, 307, 400, 401, 403, 429, 500, 502, 503, 599] {
+            let got = storability(s, &ok, &public(), false, 0);
+            assert!(
+                matches!(got, Storable::Yes { ttl_s: 60, .. }),
+                "{s}: {got:?}"
+            );
+            let got = storability(s, &ok, &fixed, false, 0);
+            assert!(
+                matches!(got, Storable::Yes { ttl_s: 60, .. }),
+                "{s}: {got:?}"
+            );
+            assert_eq!(
+                storability(s, &[], &fixed, false, 0),
+                Storable::No("status not cacheable"),
+                "{s}"
+            );
+        }
+        for s in [0, 100, 199, 206, 304, 600, 999] {
             assert_eq!(
                 storability(s, &ok, &public(), false, 0),
                 Storable::No("status not cacheable"),
@@ -482,5 +534,46 @@ mod tests {
             ("etag", "\"e\""),
         ];
         assert_eq!(yes(store(&h)).3, 999);
+    }
+
+    #[test]
+    fn cdn_cache_control_replaces_cache_control_and_expires() {
+        let now = 1_000_000;
+        let future = "Thu, 01 Jan 2099 00:00:00 GMT";
+        // A long CDN lifetime beats a short or forbidding Cache-Control …
+        for cc in ["max-age=1", "no-store", "private"] {
+            let h = [("cache-control", cc), ("cdn-cache-control", "max-age=3600")];
+            assert_eq!(
+                yes(storability(200, &h, &public(), false, now)).0,
+                3600,
+                "{cc}"
+            );
+        }
+        // … and its own refusals beat a permissive one, `Expires` included.
+        for cdn in ["private", "no-store"] {
+            let h = [
+                ("cache-control", "max-age=10000"),
+                ("expires", future),
+                ("cdn-cache-control", cdn),
+            ];
+            assert!(matches!(
+                storability(200, &h, &public(), false, now),
+                Storable::No(_)
+            ));
+        }
+        let h = [("cdn-cache-control", "max-age=0"), ("expires", future)];
+        assert_eq!(
+            storability(200, &h, &public(), false, now),
+            Storable::No("stale on arrival")
+        );
+        // An invalid one is ignored: Cache-Control decides.
+        let h = [
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=\"1\""),
+        ];
+        assert_eq!(
+            storability(200, &h, &public(), false, now),
+            Storable::No("no-store")
+        );
     }
 }

@@ -37,9 +37,12 @@ fn epoch_secs(time: SystemTime) -> u64 {
 ///   the HTTP caching test suite's asctime case (`Thu Aug  8 02:01:18 2050`, a Monday)
 ///   expects the date read. So the date is retried with each weekday in its place (the given
 ///   one must still be a weekday name);
-/// - a year before 1970, which `httpdate` cannot represent (see [`shift_before_1970`]).
+/// - a year before 1970, which `httpdate` cannot represent (see [`shift_before_1970`]);
+/// - names in another case (`sunday`, `NOV`, `gmt`): RFC 9110 calls HTTP-date case
+///   sensitive, but what a sender meant is unambiguous, and the caching suite counts reading
+///   it as optimal, so names are folded to their canonical case first.
 fn parse_lenient(value: &str) -> Option<u64> {
-    let mut date = value.to_owned();
+    let mut date = canonical_case(value);
     let before_1970 = shift_before_1970(&mut date);
     let (given, rest) = date.split_at(date.find([',', ' '])?);
     let names = if given.len() == 3 {
@@ -54,6 +57,27 @@ fn parse_lenient(value: &str) -> Option<u64> {
         .iter()
         .find_map(|day| httpdate::parse_http_date(&format!("{day}{rest}")).ok())?;
     Some(if before_1970 { 0 } else { epoch_secs(time) })
+}
+
+/// `value` with every run of letters in the case HTTP-date spells it: `GMT` upper, names
+/// capitalised (`sun` → `Sun`, `NOVEMBER` → `November`).
+fn canonical_case(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut word_start = true;
+    for c in value.chars() {
+        if c.is_ascii_alphabetic() {
+            out.push(if word_start {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            });
+            word_start = false;
+        } else {
+            out.push(c);
+            word_start = true;
+        }
+    }
+    out.replace("Gmt", "GMT")
 }
 
 /// Moves the year of an IMF-fixdate or asctime date before 1970 forward by the fewest
@@ -93,6 +117,11 @@ mod tests {
         assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(T));
         assert_eq!(parse_http_date(" Sun, 06 Nov 1994 08:49:37 GMT\t"), Some(T));
         assert_eq!(parse_http_date("yesterday"), None);
+        // Names in another case are read as meant.
+        assert_eq!(parse_http_date("sun, 06 nov 1994 08:49:37 gmt"), Some(T));
+        assert_eq!(parse_http_date("SUN, 06 NOV 1994 08:49:37 GMT"), Some(T));
+        assert_eq!(parse_http_date("SUNDAY, 06-NOV-94 08:49:37 Gmt"), Some(T));
+        assert_eq!(parse_http_date("sun nov  6 08:49:37 1994"), Some(T));
         assert_eq!(parse_http_date(""), None);
     }
 
@@ -144,11 +173,19 @@ mod tests {
         assert!(parse_http_date("Mon Aug  8 02:01:18 2050").is_some());
         assert_eq!(parse_http_date("Mon, 06 Nov 1994 08:49:37 GMT"), Some(T));
         assert_eq!(parse_http_date("Friday, 06-Nov-94 08:49:37 GMT"), Some(T));
-        for bad in [
+        // Another case is only another spelling (the caching suite's wrong-case tests).
+        let aug_18 = parse_http_date("Thu, 18 Aug 2050 02:01:18 GMT");
+        assert!(aug_18.is_some());
+        for other_case in [
             "THU, 18 Aug 2050 02:01:18 GMT",
+            "Thu, 18 AUG 2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02:01:18 gMT",
+        ] {
+            assert_eq!(parse_http_date(other_case), aug_18, "{other_case:?}");
+        }
+        for bad in [
             "Thu 18 Aug 2050 02:01:18 GMT",
             "Thurs, 18 Aug 2050 02:01:18 GMT",
-            "Thu, 18 AUG 2050 02:01:18 GMT",
             "Thursday, 18-Aug-2050 02:01:18 GMT",
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad:?}");

@@ -9,7 +9,7 @@ use crate::cache::{self, CacheMode, VaryInput};
 use crate::config::Failover;
 use crate::flags;
 use crate::geo::{ClientGeo, GeoLevel};
-use crate::route::Route;
+use crate::route::{self, Route, RouteInput};
 use crate::sanitize::HeaderEdits;
 
 use super::Gateway;
@@ -144,27 +144,52 @@ impl Gateway {
             partition.as_deref(),
             &self.config.cache,
         );
+        let mut surrogate_keys = cache::surrogate_keys(&policy.surrogate_keys, subject);
+        surrogate_keys.push(cache::uri_tag(&plan.path));
         Some(CacheRequest {
             key,
             lookup,
-            surrogate_keys: cache::surrogate_keys(&policy.surrogate_keys, subject),
+            surrogate_keys,
         })
     }
 
-    /// purge after write: the surrogate keys a write purges once it has succeeded — the
-    /// route's `purge` templates for a 2xx answer to POST, PUT, PATCH or DELETE.
+    /// purge after write: the surrogate keys a write purges once it has succeeded. Any
+    /// unsafe method answered without an error (2xx or 3xx) invalidates what may be stored
+    /// for its own (rewritten) `path` (RFC 9111 §4.4); a 2xx also purges the route's `purge`
+    /// templates.
     pub fn purge_keys(
         &self,
         route: &Route,
         method: &str,
         status: u16,
+        path: &str,
         subject: Option<&str>,
     ) -> Vec<String> {
-        let write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
-        if !write || !(200..300).contains(&status) {
+        if fastgate_wire::method::is_safe(method) || !(200..400).contains(&status) {
             return Vec::new();
         }
-        cache::surrogate_keys(&route.purge, subject)
+        let mut keys = match status {
+            200..=299 => cache::surrogate_keys(&route.purge, subject),
+            _ => Vec::new(),
+        };
+        if self.may_cache(route, path) {
+            keys.push(cache::uri_tag(path));
+        }
+        keys
+    }
+
+    /// Whether anything may be stored for `path`: the route that answered caches, or a GET
+    /// of the path would take a route that does. Writes to paths no cached route serves
+    /// purge nothing (a purge is not free on the platform).
+    fn may_cache(&self, route: &Route, path: &str) -> bool {
+        let get = RouteInput {
+            method: "GET",
+            path,
+            host: None,
+            headers: &[],
+        };
+        route.cache.is_some()
+            || route::match_route(&self.config.routes, &get).is_ok_and(|r| r.cache.is_some())
     }
 }
 
@@ -209,7 +234,10 @@ mod tests {
         assert_eq!(ours.surrogate_keys, theirs.surrogate_keys);
         assert_eq!(
             ours.surrogate_keys,
-            vec![format!("user:{}", cache::subject_tag("alice@example.com"))],
+            vec![
+                format!("user:{}", cache::subject_tag("alice@example.com")),
+                cache::uri_tag("/api/user/profile")
+            ],
             "purge tags follow the subject, as purge_keys renders them"
         );
         // Anonymous callers of a per-user route bypass the cache.

@@ -99,7 +99,10 @@ fn cache_keys_partition_per_user_and_vary_on_flags() {
     assert!(matches!(a.lookup, cache::Lookup::Use { .. }));
     assert_eq!(
         a.surrogate_keys,
-        vec![format!("user:{}", cache::subject_tag("a@example.com"))]
+        vec![
+            format!("user:{}", cache::subject_tag("a@example.com")),
+            cache::uri_tag(&profile.path)
+        ]
     );
     let anonymous = gw
         .cache_request(&profile, "GET", no_header, None, "")
@@ -141,16 +144,35 @@ fn only_successful_writes_purge() {
     let gw = Gateway::new(Config::embedded().unwrap());
     let uploads = forward(gw.plan(&facts("POST", "/api/uploads", "US", "NA")));
     let tag = cache::subject_tag("a@example.com");
+    let path = uploads.path.as_str();
+    // Nothing is ever stored for /api/uploads: only the route's own templates.
     assert_eq!(
-        gw.purge_keys(uploads.route, "POST", 202, Some("a@example.com")),
+        gw.purge_keys(uploads.route, "POST", 202, path, Some("a@example.com")),
         vec![format!("summaries:{tag}")]
     );
     assert!(gw
-        .purge_keys(uploads.route, "POST", 422, Some("a@example.com"))
+        .purge_keys(uploads.route, "POST", 422, path, Some("a@example.com"))
         .is_empty());
     assert!(gw
-        .purge_keys(uploads.route, "GET", 200, Some("a@example.com"))
+        .purge_keys(uploads.route, "GET", 200, path, Some("a@example.com"))
         .is_empty());
+    // Any unsafe method answered without an error invalidates a path a cached route serves
+    // (RFC 9111 §4.4); only a 2xx purges the route's templates too.
+    let summaries = "/api/summaries";
+    let own = cache::uri_tag(summaries);
+    for method in ["PUT", "DELETE", "PATCH", "M-SEARCH"] {
+        let keys = gw.purge_keys(uploads.route, method, 303, summaries, None);
+        assert_eq!(keys, vec![own.clone()], "{method}");
+    }
+    assert_eq!(
+        gw.purge_keys(uploads.route, "POST", 201, summaries, Some("a@example.com")),
+        vec![format!("summaries:{tag}"), own.clone()]
+    );
+    for safe in ["HEAD", "OPTIONS"] {
+        assert!(gw
+            .purge_keys(uploads.route, safe, 200, summaries, None)
+            .is_empty());
+    }
     let v1 = forward(gw.plan(&facts("POST", "/v1/uploads", "US", "NA")));
     assert_eq!(v1.path, "/api/uploads");
     assert_eq!(v1.route.purge, uploads.route.purge);
