@@ -18,14 +18,16 @@ use std::time::{Duration, Instant};
 
 use fastly::cache::core::{
     CacheKey, Found, Transaction, TransactionInsertBuilder as InsertBuilder,
+    TransactionLookupBuilder,
 };
-use fastly::http::StatusCode;
+use fastly::http::{HeaderName, StatusCode};
 use fastly::{Request, Response};
 
 use fastgate::cache::{
     self, CacheMode, CacheOutcome, CachePolicy, Freshness, Fwd, Lookup, StoredMeta,
 };
 use fastgate::http::unix_now;
+use fastgate::identity;
 use fastgate::plan::CacheRequest;
 use fastgate::problem::Problem;
 
@@ -89,7 +91,12 @@ pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -
         return Cached::now(response, status);
     }
     let started = Instant::now();
-    let tx = Transaction::lookup(CacheKey::from(request.creq.key.to_vec())).execute();
+    let tx = lookup_headers(
+        Transaction::lookup(CacheKey::from(request.creq.key.to_vec())),
+        &request.req,
+        &request.upstream,
+    )
+    .execute();
     trace.timings.cache = Some(micros(started));
     let tx = match tx {
         Ok(tx) => tx,
@@ -116,6 +123,43 @@ pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -
             miss(tx, request.req, route, trace)
         }
     }
+}
+
+/// The request's headers as the origin will see them (the client's, minus what the edge
+/// strips, plus what it sets): a stored variant is chosen by the values of the fields its
+/// response's `Vary` named (RFC 9111 §4.1), and a client must not pick another caller's
+/// variant by sending a field the edge replaces.
+fn lookup_headers(
+    mut lookup: TransactionLookupBuilder,
+    req: &Request,
+    upstream: &Upstream<'_>,
+) -> TransactionLookupBuilder {
+    let edits = &upstream.plan.headers;
+    for name in req.get_header_names() {
+        let stripped = edits.remove.iter().any(|r| name.as_str() == r)
+            || edits
+                .set
+                .iter()
+                .any(|(n, _)| name.as_str().eq_ignore_ascii_case(n))
+            || name.as_str().starts_with("fastgate-");
+        if !stripped {
+            lookup = lookup.header_values(name, req.get_header_all(name));
+        }
+    }
+    for (name, value) in &edits.set {
+        lookup = lookup.header(*name, value.as_str());
+    }
+    lookup.header(identity::FLAGS_HEADER, upstream.flags.as_str())
+}
+
+/// The fields a response's `Vary` names, for the entry's vary rule (`*` is never stored).
+fn vary_names(headers: &[(String, String)]) -> Vec<HeaderName> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("vary"))
+        .flat_map(|(_, v)| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok())
+        .collect()
 }
 
 /// An entry the lookup found, with the transaction that may hold the update obligation.
@@ -364,8 +408,13 @@ fn refresh_in_place<'g>(
                 shareable: shareable_with_authorization,
                 ..merged
             };
-            let updated = tx
-                .update(Duration::from_secs(ttl_s))
+            let vary = vary_names(&refreshed.headers);
+            let mut update = tx.update(Duration::from_secs(ttl_s));
+            if !vary.is_empty() {
+                // (An empty list makes the platform refuse the write.)
+                update = update.vary_by(&vary);
+            }
+            let updated = update
                 .age(Duration::ZERO)
                 .stale_while_revalidate(Duration::from_secs(refreshed.stale_window_s()))
                 .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
@@ -451,6 +500,7 @@ struct ClientFacts {
     is_head: bool,
     had_authorization: bool,
     if_none_match: Option<String>,
+    if_modified_since: Option<String>,
 }
 
 impl ClientFacts {
@@ -459,12 +509,13 @@ impl ClientFacts {
             is_head: req.get_method_str() == "HEAD",
             had_authorization: req.contains_header("authorization"),
             if_none_match: header(req, "if-none-match").map(str::to_owned),
+            if_modified_since: header(req, "if-modified-since").map(str::to_owned),
         }
     }
 }
 
-/// A response rebuilt from a stored entry, aged `age` seconds. A client whose
-/// `If-None-Match` matches the stored `ETag` gets 304 without a body.
+/// A response rebuilt from a stored entry, aged `age` seconds. A client whose conditional
+/// the entry satisfies (`If-None-Match`, else `If-Modified-Since`) gets 304 without a body.
 fn answer_from(
     found: &Found,
     meta: &StoredMeta,
@@ -473,13 +524,10 @@ fn answer_from(
     policy: &CachePolicy,
     ttl_left: i64,
 ) -> Response {
-    let stored_etag = meta
-        .headers
-        .iter()
-        .find(|(n, _)| n == "etag")
-        .map(|(_, v)| v.as_str());
-    let not_modified = (200..300).contains(&meta.status)
-        && cache::client_not_modified(client.if_none_match.as_deref(), stored_etag);
+    let not_modified = meta.not_modified_for(
+        client.if_none_match.as_deref(),
+        client.if_modified_since.as_deref(),
+    );
     let status = if not_modified { 304 } else { meta.status };
     let mut response =
         Response::from_status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
@@ -492,7 +540,7 @@ fn answer_from(
         return response;
     }
     if client.is_head {
-        // The stored body's length, as a GET would get it.
+        // The entry is GET's: a HEAD gets its length, without the body.
         if let Some(length) = found.known_length() {
             response.set_header("content-length", length.to_string());
         }
@@ -521,6 +569,11 @@ fn store(
     let Some(tx) = tx else {
         return (response, Err("no cache obligation"));
     };
+    if client.is_head {
+        // HEAD reads GET's entry, but its answer has no body to fill it with.
+        let _ = tx.cancel_insert_or_update();
+        return (response, Err("a HEAD answer is not stored"));
+    }
     let status = response.get_status().as_u16();
     let headers = header_pairs(&response);
     let refs: Vec<(&str, &str)> = headers
@@ -542,11 +595,7 @@ fn store(
         };
         return (response, Err(reason));
     };
-    let body = if client.is_head {
-        Vec::new()
-    } else {
-        response.take_body_bytes()
-    };
+    let body = response.take_body_bytes();
     if !policy.admits_size(body.len() as u64) {
         let _ = tx.cancel_insert_or_update();
         response.set_body(body);
@@ -560,18 +609,18 @@ fn store(
         stale_if_error_s,
         shareable_with_authorization,
     );
-    let insert = tx
-        .insert(Duration::from_secs(ttl_s))
+    let vary = vary_names(&meta.headers);
+    let mut insert = tx.insert(Duration::from_secs(ttl_s));
+    if !vary.is_empty() {
+        // (An empty list makes the platform refuse the write.)
+        insert = insert.vary_by(&vary);
+    }
+    let insert = insert
         .initial_age(Duration::from_secs(initial_age_s))
         .stale_while_revalidate(Duration::from_secs(meta.stale_window_s()))
         .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
         .user_metadata(meta.encode().into())
         .sensitive_data(policy.mode == CacheMode::PerUser);
-    // The length a hit reports as `Content-Length`; a HEAD's entry holds no body to measure.
-    let insert = match client.is_head {
-        true => insert,
-        false => insert.known_length(body.len() as u64),
-    };
     let inserted = insert_body(insert, &body);
     response.set_body(body);
     response.remove_header("age");

@@ -6,9 +6,9 @@
 pub const DELTA_SECONDS_CAP: u64 = 2_147_483_648;
 
 /// The Cache-Control directives that matter here (RFC 9111 §5.2). Delta-seconds values are
-/// capped at 2^31 (§1.2.2); an invalid or missing argument, or a directive repeated with a
-/// different value, reads as 0: §4.2.1 allows treating conflicting freshness as stale, and
-/// 0 is the conservative reading for every delta directive here.
+/// capped at 2^31 (§1.2.2); an invalid or missing argument reads as 0 (the conservative
+/// reading for every delta directive here), and of a directive repeated the first
+/// occurrence counts (§4.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheControl {
     pub no_store: bool,
@@ -19,6 +19,9 @@ pub struct CacheControl {
     pub public: bool,
     pub must_revalidate: bool,
     pub proxy_revalidate: bool,
+    /// §5.2.2.3: store only if the status's caching rules are understood (then `no-store`
+    /// does not apply).
+    pub must_understand: bool,
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
     /// RFC 5861 §3.
@@ -43,11 +46,9 @@ pub(super) fn delta_seconds(s: &str) -> Option<u64> {
 
 /// Records a delta directive; see [`CacheControl`] for the invalid and duplicate rules.
 fn set_delta(slot: &mut Option<u64>, arg: Option<&str>) {
-    let v = arg.and_then(delta_seconds).unwrap_or(0);
-    *slot = match *slot {
-        Some(old) if old != v => Some(0),
-        _ => Some(v),
-    };
+    if slot.is_none() {
+        *slot = Some(arg.and_then(delta_seconds).unwrap_or(0));
+    }
 }
 
 /// Calls `f(name, argument)` for each directive of a Cache-Control value: comma-separated,
@@ -134,6 +135,8 @@ impl CacheControl {
                 self.must_revalidate = true;
             } else if is("proxy-revalidate") {
                 self.proxy_revalidate = true;
+            } else if is("must-understand") {
+                self.must_understand = true;
             } else if is("max-age") {
                 set_delta(&mut self.max_age, arg);
             } else if is("s-maxage") {
@@ -165,14 +168,16 @@ mod tests {
         let cc = CacheControl::parse(r#"no-cache="a, max-age=9", must-revalidate"#);
         assert!(cc.no_cache && cc.must_revalidate);
         assert_eq!(cc.max_age, None);
-        // Invalid, missing and conflicting values read as 0; overflow caps at 2^31.
+        // Invalid and missing values read as 0, the first of repeated ones counts; overflow
+        // caps at 2^31.
         assert_eq!(CacheControl::parse("max-age=abc").max_age, Some(0));
         assert_eq!(CacheControl::parse("max-age").max_age, Some(0));
         assert_eq!(CacheControl::parse("max-age=-5").max_age, Some(0));
         assert_eq!(
             CacheControl::parse("max-age=10, max-age=20").max_age,
-            Some(0)
+            Some(10)
         );
+        assert!(CacheControl::parse("must-understand, no-store").must_understand);
         assert_eq!(
             CacheControl::parse("max-age=10, max-age=10").max_age,
             Some(10)

@@ -99,7 +99,9 @@ fn hash_query(h: &mut Sha256, pairs: &[&str]) {
 ///   must pass `Some` (see [`request_cacheability`](super::request_cacheability), which
 ///   bypasses the cache without credentials).
 ///
-/// HEAD and GET have separate entries: a HEAD response has no body to serve a GET with.
+/// HEAD shares GET's entry (RFC 9110 §9.3.2: the same header fields, no content), so a
+/// stored GET answers a HEAD; the adapter never fills an entry from a HEAD's answer, which
+/// has no body to serve a GET with.
 /// The host is not in the key: when a service answers several hosts with different content
 /// under one path, add `host` to the route's `vary`.
 pub fn cache_key(
@@ -112,6 +114,7 @@ pub fn cache_key(
 ) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(KEY_VERSION);
+    let method = if method == "HEAD" { "GET" } else { method };
     hash_field(&mut h, method.as_bytes());
     hash_field(&mut h, path.as_bytes());
     hash_query(&mut h, &normalized_pairs(query, settings));
@@ -205,10 +208,14 @@ mod tests {
         assert_eq!(none, key("/api/items", Some(""), &[], None));
         assert_eq!(none, key("/api/items", Some("utm_source=x"), &[], None));
         assert_ne!(none, base);
-        // The method counts.
+        // The method counts, but HEAD is read from GET's entry.
         let s = CacheSettings::default();
-        assert_ne!(
+        assert_eq!(
             cache_key("HEAD", "/api/items", None, &[], None, &s),
+            cache_key("GET", "/api/items", None, &[], None, &s)
+        );
+        assert_ne!(
+            cache_key("get", "/api/items", None, &[], None, &s),
             cache_key("GET", "/api/items", None, &[], None, &s)
         );
         // The settings' list is what is dropped.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::revalidate::{merge_304, weak_match};
-use crate::http::is_hop_by_hop;
+use crate::http::{is_hop_by_hop, parse_http_date};
 
 /// What an entry carries besides its body, kept as the Core Cache's user metadata: the
 /// response head and the lifetimes [`storability`](super::storability()) computed, so a later
@@ -116,6 +116,36 @@ pub fn per_user_client_cache_control(ttl_left_s: i64) -> String {
     format!("private, max-age={}", ttl_left_s.max(0))
 }
 
+impl StoredMeta {
+    /// Whether a client's conditional GET or HEAD can be answered 304 from this entry
+    /// (RFC 9110 §13.2.2): `If-None-Match` against the stored `ETag`; only without it,
+    /// `If-Modified-Since` against the stored `Last-Modified`, else its `Date` (RFC 9111
+    /// §4.3.2; an invalid date is ignored). Only a 2xx entry is ever answered 304.
+    pub fn not_modified_for(
+        &self,
+        if_none_match: Option<&str>,
+        if_modified_since: Option<&str>,
+    ) -> bool {
+        if !(200..300).contains(&self.status) {
+            return false;
+        }
+        let field = |name: &str| {
+            let found = self.headers.iter().find(|(n, _)| n == name);
+            found.map(|(_, v)| v.as_str())
+        };
+        if if_none_match.is_some() {
+            return client_not_modified(if_none_match, field("etag"));
+        }
+        let since = if_modified_since.and_then(parse_http_date);
+        let modified = field("last-modified")
+            .or_else(|| field("date"))
+            .and_then(parse_http_date);
+        since
+            .zip(modified)
+            .is_some_and(|(since, modified)| modified <= since)
+    }
+}
+
 /// Whether a client's `If-None-Match` matches the stored `ETag` (weak comparison, RFC 9110
 /// §13.1.2), so a hit can be answered 304 without a body.
 pub fn client_not_modified(if_none_match: Option<&str>, stored_etag: Option<&str>) -> bool {
@@ -182,6 +212,22 @@ mod tests {
         assert!(!client_not_modified(Some("\"b\""), Some("\"a\"")));
         assert!(!client_not_modified(None, Some("\"a\"")));
         assert!(!client_not_modified(Some("\"a\""), None));
+        // If-Modified-Since, only without If-None-Match, against Last-Modified or Date.
+        let lm = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let meta = |headers: &[(&str, &str)]| StoredMeta::new(200, headers, 60, 0, 0, false);
+        let with_lm = meta(&[("Last-Modified", lm), ("ETag", "\"a\"")]);
+        assert!(with_lm.not_modified_for(None, Some(lm)));
+        assert!(with_lm.not_modified_for(None, Some("Mon, 07 Nov 1994 00:00:00 GMT")));
+        assert!(!with_lm.not_modified_for(None, Some("Sat, 05 Nov 1994 00:00:00 GMT")));
+        assert!(!with_lm.not_modified_for(None, Some("garbage")));
+        assert!(
+            !with_lm.not_modified_for(Some("\"b\""), Some(lm)),
+            "If-None-Match decides"
+        );
+        assert!(meta(&[("Date", lm)]).not_modified_for(None, Some(lm)));
+        assert!(!meta(&[]).not_modified_for(None, Some(lm)));
+        let not_ok = StoredMeta::new(404, &[("Last-Modified", lm)], 60, 0, 0, false);
+        assert!(!not_ok.not_modified_for(None, Some(lm)));
         assert_eq!(per_user_client_cache_control(42), "private, max-age=42");
         assert_eq!(per_user_client_cache_control(-3), "private, max-age=0");
     }

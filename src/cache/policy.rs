@@ -63,15 +63,6 @@ impl VaryInput {
             VaryInput::Header(h) => h,
         }
     }
-
-    /// Whether a response `Vary` field name (any case) is covered by this input. The origin
-    /// sees the flags as the `Fastgate-Flags` header, so that is what it would vary on.
-    pub(super) fn covers(&self, response_vary_name: &str) -> bool {
-        match self {
-            VaryInput::Flags => response_vary_name.eq_ignore_ascii_case("fastgate-flags"),
-            VaryInput::Header(h) => response_vary_name.eq_ignore_ascii_case(h),
-        }
-    }
 }
 
 fn default_max_object_bytes() -> u64 {

@@ -1,13 +1,12 @@
 //! May the origin's response be stored, and for how long? RFC 9111 §3 for a *shared* cache,
-//! conservatively: `no-store`, `private` (qualified or not), `Set-Cookie`, `Vary: *`, a
-//! `Vary` naming a header outside the key, partial content, 304s and oversized bodies are
-//! never stored, and a status that is not heuristically cacheable is stored only when the
+//! conservatively: `no-store`, `private` (qualified or not), `Set-Cookie`, `Vary: *`,
+//! partial content, 304s and oversized bodies are never stored, and a status that is not heuristically cacheable is stored only when the
 //! origin gave it an explicit lifetime. A per-user partition is still physically a
 //! shared cache, so the same rules apply.
 //!
-//! Freshness is explicit only: the route's `ttl_s`, else `s-maxage` > `max-age` > `Expires`
-//! − `Date` (§4.2.1). There is no heuristic freshness (§4.2.2): an API response without
-//! freshness information is not stored. The origin's explicit prohibitions on stale use
+//! Freshness: the route's `ttl_s`, else `s-maxage` > `max-age` > `Expires` − `Date`
+//! (§4.2.1), else, for a status cacheable by default that has `Last-Modified`, a heuristic
+//! tenth of its age (§4.2.2). An API response with none of these is not stored. The origin's explicit prohibitions on stale use
 //! (§4.2.4) always beat the route's configured windows.
 
 use super::cache_control::{delta_seconds, CacheControl, DELTA_SECONDS_CAP};
@@ -62,9 +61,9 @@ fn status_rule(status: u16) -> StatusRule {
 struct ResponseFacts<'h> {
     set_cookie: bool,
     vary_star: bool,
-    vary_uncovered: bool,
     too_large: bool,
     validator: bool,
+    last_modified: Option<&'h str>,
     expires: Option<&'h str>,
     date: Option<&'h str>,
     age: Option<&'h str>,
@@ -79,11 +78,8 @@ impl<'h> ResponseFacts<'h> {
                 f.set_cookie = true;
             } else if is("vary") {
                 for v in value.split(',').map(|v| v.trim_matches([' ', '\t'])) {
-                    if v == "*" {
-                        f.vary_star = true;
-                    } else if !v.is_empty() && !policy.vary.iter().any(|i| i.covers(v)) {
-                        f.vary_uncovered = true;
-                    }
+                    // Any other name becomes the entry's vary rule (its secondary key).
+                    f.vary_star |= v == "*";
                 }
             } else if is("content-length") {
                 // A malformed length is ignored here; the adapter enforces the real size.
@@ -93,6 +89,9 @@ impl<'h> ResponseFacts<'h> {
                     .any(|len| !policy.admits_size(len));
             } else if is("etag") || is("last-modified") {
                 f.validator |= !value.trim().is_empty();
+                if is("last-modified") {
+                    f.last_modified = f.last_modified.or(Some(value));
+                }
             } else if is("expires") {
                 f.expires = f.expires.or(Some(value));
             } else if is("date") {
@@ -111,8 +110,6 @@ impl<'h> ResponseFacts<'h> {
             Some("set-cookie")
         } else if self.vary_star {
             Some("vary *")
-        } else if self.vary_uncovered {
-            Some("vary names a header outside the key")
         } else if self.too_large {
             Some("too large")
         } else {
@@ -138,14 +135,22 @@ fn freshness_lifetime(
     if let Some(s) = cc.s_maxage.or(cc.max_age) {
         return Some(s);
     }
-    Some(match parse_http_date(facts.expires?) {
-        Some(exp) => {
-            let date = facts.date.and_then(parse_http_date).unwrap_or(now_s);
-            exp.saturating_sub(date).min(DELTA_SECONDS_CAP)
-        }
-        None => 0,
-    })
+    let date = || facts.date.and_then(parse_http_date).unwrap_or(now_s);
+    if let Some(expires) = facts.expires {
+        return Some(match parse_http_date(expires) {
+            Some(exp) => exp.saturating_sub(date()).min(DELTA_SECONDS_CAP),
+            None => 0,
+        });
+    }
+    // §4.2.2: a status cacheable by default may be given a heuristic lifetime: a tenth of
+    // the time since `Last-Modified` (the common choice), at most a day.
+    let modified = facts.last_modified.and_then(parse_http_date)?;
+    (rule == StatusRule::ByDefault)
+        .then(|| (date().saturating_sub(modified) / 10).min(HEURISTIC_CAP_S))
 }
+
+/// The longest heuristic lifetime (§4.2.2).
+const HEURISTIC_CAP_S: u64 = 86_400;
 
 /// The stale-while-revalidate and stale-if-error windows (see [`storability`]).
 fn stale_windows(cc: &CacheControl, policy: &CachePolicy) -> (u64, u64) {
@@ -176,14 +181,15 @@ fn stale_windows(cc: &CacheControl, policy: &CachePolicy) -> (u64, u64) {
 /// 1. the status is final and not 206 or 304; one not cacheable by default (RFC 9110
 ///    §15.1) needs the origin's explicit lifetime (check 7 without the route's `ttl_s`);
 /// 2. no `no-store`, no `private` (qualified or not), no `Set-Cookie`;
-/// 3. no `Vary: *`, and every `Vary` name is one of the route's vary inputs (else the key
-///    could not tell variants apart);
+/// 3. no `Vary: *` (any other `Vary` becomes the entry's secondary key in the adapter);
 /// 4. `Content-Length` within `max_object_bytes`;
 /// 5. §3.5: a public route's request with `Authorization` stores only a response marked
 ///    `public`, `s-maxage` or `must-revalidate`;
 /// 6. `no-cache` stores only with a validator, with a TTL of 0 (revalidate on every use);
 /// 7. freshness: the route's `ttl_s`, else `s-maxage` > `max-age` > `Expires` − `Date` (an
-///    invalid `Expires` is already expired, §5.3; no `Date` means now); none → not stored;
+///    invalid `Expires` is already expired, §5.3; no `Date` means now), else for a status
+///    cacheable by default a heuristic tenth of `Date` − `Last-Modified` (§4.2.2, at most a
+///    day); none → not stored;
 /// 8. an object already past its freshness and stale windows on arrival is stored only when
 ///    it has a validator (it can still be revalidated with a conditional request).
 ///
@@ -209,7 +215,12 @@ pub fn storability(
     // RFC 9213: a valid `CDN-Cache-Control` replaces `Cache-Control` and `Expires` here.
     let cdn = cdn_cache_control(response_headers);
     let cc = cdn.unwrap_or_else(|| CacheControl::from_headers(response_headers));
-    if cc.no_store {
+    // §5.2.2.3: `must-understand` stores only a status whose rules this cache knows (those
+    // cacheable by default), and then overrides `no-store`.
+    if cc.must_understand && rule != StatusRule::ByDefault {
+        return Storable::No("must-understand");
+    }
+    if cc.no_store && !cc.must_understand {
         return Storable::No("no-store");
     }
     if cc.private {
@@ -240,7 +251,9 @@ pub fn storability(
         return Storable::No(reason);
     };
     let (swr, sie) = stale_windows(&cc, policy);
-    let age = facts.age.and_then(|a| delta_seconds(a.trim())).unwrap_or(0);
+    // §5.1: of an `Age` list (or several lines), the first value counts.
+    let first_age = facts.age.and_then(|a| a.split(',').next());
+    let age = first_age.and_then(|a| delta_seconds(a.trim())).unwrap_or(0);
     if age >= lifetime.saturating_add(swr.max(sie)) && !facts.validator {
         return Storable::No("stale on arrival");
     }
@@ -397,10 +410,11 @@ mod tests {
             store(&[("cache-control", "max-age=60"), ("vary", "accept, *")]),
             Storable::No("vary *")
         );
-        assert_eq!(
+        // Any other `Vary` is the entry's secondary key (RFC 9111 §4.1), kept by the adapter.
+        assert!(matches!(
             store(&[("cache-control", "max-age=60"), ("vary", "Accept-Language")]),
-            Storable::No("vary names a header outside the key")
-        );
+            Storable::Yes { .. }
+        ));
         let p = policy(r#"{"mode":"public","vary":["accept-language","flags"]}"#);
         let h = [
             ("cache-control", "max-age=60"),
@@ -514,7 +528,8 @@ mod tests {
         let h = |age| [("cache-control", "max-age=60"), ("age", age)];
         assert_eq!(yes(store(&h("10"))).3, 10);
         assert_eq!(yes(store(&h(" 7 "))).3, 7);
-        for bad in ["-1", "ten", "1, 2", "", "1.5"] {
+        assert_eq!(yes(store(&h("7, 0"))).3, 7, "the first of a list counts");
+        for bad in ["-1", "ten", "", "1.5"] {
             assert_eq!(yes(store(&h(bad))).3, 0, "{bad:?}");
         }
         // Older than its lifetime and windows, no validator: not worth storing.
@@ -573,6 +588,55 @@ mod tests {
         ];
         assert_eq!(
             storability(200, &h, &public(), false, now),
+            Storable::No("no-store")
+        );
+    }
+
+    #[test]
+    fn heuristic_freshness_is_a_tenth_of_the_last_modified_age() {
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let day_before = "Sat, 05 Nov 1994 08:49:37 GMT";
+        let h = [("Date", date), ("Last-Modified", day_before)];
+        assert_eq!(yes(storability(200, &h, &public(), false, 0)).0, 8_640);
+        // Only for statuses cacheable by default, and at most a day.
+        assert_eq!(
+            storability(500, &h, &public(), false, 0),
+            Storable::No("status not cacheable")
+        );
+        let long_ago = [
+            ("Date", date),
+            ("Last-Modified", "Sat, 01 Jan 1980 00:00:00 GMT"),
+        ];
+        assert_eq!(
+            yes(storability(404, &long_ago, &public(), false, 0)).0,
+            86_400
+        );
+        // Explicit freshness, and an invalid Last-Modified, leave no room for it.
+        let explicit = [
+            ("Last-Modified", day_before),
+            ("cache-control", "max-age=5"),
+        ];
+        assert_eq!(yes(storability(200, &explicit, &public(), false, 0)).0, 5);
+        assert_eq!(
+            storability(200, &[("Last-Modified", "yesterday")], &public(), false, 0),
+            Storable::No("no freshness information")
+        );
+    }
+
+    #[test]
+    fn must_understand_stores_only_known_statuses_and_overrides_no_store() {
+        let h = [("cache-control", "max-age=60, no-store, must-understand")];
+        assert_eq!(yes(storability(200, &h, &public(), false, 0)).0, 60);
+        for status in [299, 500, 599] {
+            assert_eq!(
+                storability(status, &h, &public(), false, 0),
+                Storable::No("must-understand"),
+                "{status}"
+            );
+        }
+        let plain = [("cache-control", "max-age=60, no-store")];
+        assert_eq!(
+            storability(200, &plain, &public(), false, 0),
             Storable::No("no-store")
         );
     }

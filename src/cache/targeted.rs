@@ -67,6 +67,7 @@ fn known(name: &str) -> Option<Kind> {
         "public" => Kind::Flag(|c| &mut c.public),
         "must-revalidate" => Kind::Flag(|c| &mut c.must_revalidate),
         "proxy-revalidate" => Kind::Flag(|c| &mut c.proxy_revalidate),
+        "must-understand" => Kind::Flag(|c| &mut c.must_understand),
         _ => return None,
     })
 }
