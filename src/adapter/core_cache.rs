@@ -315,17 +315,24 @@ fn revalidate<'g>(
         req.remove_header(name);
     }
     let conditional = tx.is_some();
+    let unconditional = conditional.then(|| req.clone_without_body());
     if conditional {
         for (name, value) in cache::conditional_headers(&entry.meta.headers) {
             req.set_header(name, value);
         }
     }
-    let answer = route.upstream.try_send(req, trace);
-    let code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
+    let mut answer = route.upstream.try_send(req, trace);
+    let mut code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
     if let (true, 304, Ok(response)) = (conditional, code, &answer) {
         let headers = header_pairs(response);
         if cache::not_modified_matches(&entry.meta.headers, &headers) {
             return refresh_in_place(tx, &headers, &entry, route.policy, route.creq, &client);
+        }
+        // A 304 for another representation than the stored one validates nothing, and the
+        // client asked for the resource, not a 304: fetch it whole (RFC 9111 §4.3.4).
+        if let Some(again) = unconditional {
+            answer = route.upstream.try_send(again, trace);
+            code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
         }
     }
     // RFC 5861 §4: no answer at all (counted as 502), or one of these statuses, lets a

@@ -5,7 +5,7 @@
 //! or a quoted string, valid or not) joined with the separators senders use; those mutated;
 //! arbitrary text. A model restates the documented rules: a flag is set by its name; a
 //! delta directive is its digits capped at 2^31, 0 when the argument is missing or invalid,
-//! and 0 when it is repeated with different values.
+//! and the first occurrence when it is repeated.
 
 use fastgate::cache::{CacheControl, DELTA_SECONDS_CAP};
 use proptest::prelude::*;
@@ -21,6 +21,7 @@ const FLAGS: &[&str] = &[
     "public",
     "must-revalidate",
     "proxy-revalidate",
+    "must-understand",
 ];
 const DELTAS: &[&str] = &[
     "max-age",
@@ -178,11 +179,8 @@ fn model(list: &[Directive]) -> CacheControl {
             .iter()
             .map(|d| delta_seconds(d.arg_text()))
             .collect();
-        match values.first() {
-            None => None,
-            Some(first) if values.iter().all(|v| v == first) => Some(*first),
-            Some(_) => Some(0),
-        }
+        // Of a repeated directive, the first counts (RFC 9111 §4.2.1).
+        values.first().copied()
     };
     CacheControl {
         no_store: flag("no-store"),
@@ -191,6 +189,7 @@ fn model(list: &[Directive]) -> CacheControl {
         public: flag("public"),
         must_revalidate: flag("must-revalidate"),
         proxy_revalidate: flag("proxy-revalidate"),
+        must_understand: flag("must-understand"),
         max_age: delta("max-age"),
         s_maxage: delta("s-maxage"),
         stale_while_revalidate: delta("stale-while-revalidate"),
