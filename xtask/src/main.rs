@@ -2,7 +2,8 @@
 //!
 //! - `serve`: install what is missing, build, and run three origins plus Viceroy on the
 //!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM.
-//! - `test`: formatting, clippy (native and Wasm), unit tests and end-to-end tests.
+//! - `test`: formatting, clippy (native and Wasm), unit tests, end-to-end tests, and the HTTP
+//!   caching suite with its floor.
 //! - `config check <file>`: validate a gateway config before pushing it to the Config Store.
 //! - `package [--wasm FILE]`: build the edge and write `pkg/fastgate.tar.gz` (deployable with
 //!   `fastly compute deploy --package pkg/fastgate.tar.gz`).
@@ -176,6 +177,13 @@ fn test(extra: &[String]) -> Result<()> {
         .env("FASTGATE_ORIGIN_BIN", origin)
         .env("VICEROY", viceroy);
     tools::run(&mut cmd)?;
+    // The public HTTP caching suite, with the floor CI holds the edge cache to.
+    xtask::cachetests::run(&[
+        "--min-required".into(),
+        xtask::cachetests::FLOOR_REQUIRED.to_string(),
+        "--min-optimal".into(),
+        xtask::cachetests::FLOOR_OPTIMAL.to_string(),
+    ])?;
     println!("xtask: all checks passed");
     Ok(())
 }

@@ -11,10 +11,11 @@
 //!   for the suite's `/config` and `/state` requests;
 //! - the suite's client (`test-engine/cli.mjs`) runs every test through the edge.
 //!
-//! The suite is copied from `../shared/cache-tests` (or `FASTGATE_CACHE_TESTS`) into
-//! `target/cache-tests/suite`, and `npm ci` installs its dependencies there once (the
-//! client needs `undici` for the interim-response tests). `count.mjs` applies the suite's
-//! `determineTestResult` with dependencies honoured. `--min-required N` / `--min-optimal N`
+//! The suite is vendored, pinned, in `third_party/cache-tests` (`FASTGATE_CACHE_TESTS` names
+//! another copy) and copied into `target/cache-tests/suite`, where `npm ci` installs its
+//! dependencies once: only the interim-response tests need one (`undici`), and Viceroy does
+//! not relay 1xx answers anyway, so a failed install only warns. `count.mjs` applies the
+//! suite's `determineTestResult` with dependencies honoured. `--min-required N` / `--min-optimal N`
 //! make the command fail below those counts (CI's floor).
 
 mod report;
@@ -32,7 +33,7 @@ use crate::{build, tools, workspace_root};
 pub const USAGE: &str =
     "usage: cargo xtask cachetests [--min-required N] [--min-optimal N] [--id TEST]
 
-  Runs the HTTP caching suite (../shared/cache-tests) against the edge under Viceroy and
+  Runs the HTTP caching suite (third_party/cache-tests) against the edge under Viceroy and
   prints the counts beside the published caches'; the full results are written to
   target/cache-tests/results.json and the report to target/cache-tests/report.md.
   --min-required N, --min-optimal N   fail when fewer tests pass
@@ -40,6 +41,11 @@ pub const USAGE: &str =
 
 /// The counting script, run from the suite's root.
 const COUNT_SCRIPT: &str = include_str!("count.mjs");
+
+/// CI's floor (`cargo xtask test`): the required count this suite reached, which must not
+/// fall, and the optimal count the project committed to.
+pub const FLOOR_REQUIRED: usize = 142;
+pub const FLOOR_OPTIMAL: usize = 75;
 
 /// What the command line asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -101,12 +107,11 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The suite's source: `FASTGATE_CACHE_TESTS`, else `../shared/cache-tests` beside the
-/// checkout.
+/// The suite's source: `FASTGATE_CACHE_TESTS`, else the vendored copy.
 fn suite_source(root: &Path) -> Result<PathBuf> {
     let source = std::env::var_os("FASTGATE_CACHE_TESTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/cache-tests"));
+        .unwrap_or_else(|| root.join("third_party/cache-tests"));
     if !source.join("tests/index.mjs").is_file() {
         bail!(
             "the HTTP caching suite is not at {} (set FASTGATE_CACHE_TESTS)",
@@ -134,12 +139,17 @@ fn copy_suite(root: &Path, work: &Path) -> Result<PathBuf> {
     )?;
     std::fs::write(suite.join("count.mjs"), COUNT_SCRIPT)?;
     if !installed {
-        tools::run(Command::new("npm").current_dir(&suite).args([
+        let mut npm = Command::new("npm");
+        npm.current_dir(&suite).args([
             "ci",
             "--omit=dev",
             "--no-audit",
             "--no-fund",
-        ]))?;
+            "--loglevel=error",
+        ]);
+        if let Err(e) = tools::run(&mut npm) {
+            eprintln!("cache-tests: npm ci failed ({e:#}); the interim tests will not load");
+        }
     }
     Ok(suite)
 }
