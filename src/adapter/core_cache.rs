@@ -16,10 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use fastly::cache::core::{
-    CacheKey, Found, Transaction, TransactionInsertBuilder as InsertBuilder,
-    TransactionLookupBuilder,
-};
+use fastly::cache::core::{CacheKey, Found, Transaction, TransactionLookupBuilder};
 use fastly::http::{HeaderName, StatusCode};
 use fastly::{Request, Response};
 
@@ -335,29 +332,11 @@ fn revalidate<'g>(
             code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
         }
     }
-    // RFC 5861 §4: no answer at all (counted as 502), or one of these statuses, lets a
-    // copy inside its stale-if-error window answer instead.
-    let meta = entry.meta;
-    let origin_failed = matches!(code, 500 | 502 | 503 | 504);
-    let within_error_window = entry.age < meta.ttl_s.saturating_add(meta.sie_s);
-    let shareable =
-        route.policy.mode == CacheMode::PerUser || !client.had_authorization || meta.shareable;
-    if origin_failed && within_error_window && shareable {
+    if let Some(stale) = stale_on_error(code, &entry, &route, &client) {
         if let Some(tx) = tx {
             let _ = tx.cancel_insert_or_update();
         }
-        let ttl_left = entry.freshness.ttl_left_s();
-        let response = answer_from(
-            entry.found,
-            meta,
-            entry.age,
-            &client,
-            route.policy,
-            ttl_left,
-        );
-        let detail = format!("origin answered {code}");
-        let status = cache::cache_status(CacheOutcome::StaleIfError, ttl_left, Some(&detail));
-        return Cached::now(response, status);
+        return stale;
     }
     let response = answer.unwrap_or_else(|NoOriginAnswered| {
         problem_response(&Problem::bad_gateway(
@@ -366,6 +345,29 @@ fn revalidate<'g>(
         ))
     });
     store_forwarded(tx, response, route, &client, Fwd::Stale)
+}
+
+/// RFC 5861 §4: no answer at all (counted as 502), or one of these statuses, lets a copy
+/// inside its stale-if-error window answer instead (one the caller may see, §3.5).
+fn stale_on_error<'g>(
+    code: u16,
+    entry: &StaleEntry<'_>,
+    route: &RouteCache<'_, '_>,
+    client: &ClientFacts,
+) -> Option<Cached<'g>> {
+    let meta = entry.meta;
+    let origin_failed = matches!(code, 500 | 502 | 503 | 504);
+    let within_error_window = entry.age < meta.ttl_s.saturating_add(meta.sie_s);
+    let shareable =
+        route.policy.mode == CacheMode::PerUser || !client.had_authorization || meta.shareable;
+    if !(origin_failed && within_error_window && shareable) {
+        return None;
+    }
+    let ttl_left = entry.freshness.ttl_left_s();
+    let response = answer_from(entry.found, meta, entry.age, client, route.policy, ttl_left);
+    let detail = format!("origin answered {code}");
+    let status = cache::cache_status(CacheOutcome::StaleIfError, ttl_left, Some(&detail));
+    Some(Cached::now(response, status))
 }
 
 /// A 304 that matches the stored entry: merge its headers into the entry and, holding the
@@ -415,22 +417,8 @@ fn refresh_in_place<'g>(
                 shareable: shareable_with_authorization,
                 ..merged
             };
-            let vary = vary_names(&refreshed.headers);
-            let mut update = tx.update(Duration::from_secs(ttl_s));
-            if !vary.is_empty() {
-                // (An empty list makes the platform refuse the write.)
-                update = update.vary_by(&vary);
-            }
-            let updated = update
-                .age(Duration::ZERO)
-                .stale_while_revalidate(Duration::from_secs(refreshed.stale_window_s()))
-                .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
-                .user_metadata(refreshed.encode().into())
-                .execute();
-            if let Err(e) = &updated {
-                log_event("cache_error", &format!("update: {e:?}"));
-            }
-            (refreshed, updated.is_ok())
+            let updated = update_entry(tx, &refreshed, creq);
+            (refreshed, updated)
         }
         (_, tx) => {
             if let Some(tx) = tx {
@@ -447,6 +435,27 @@ fn refresh_in_place<'g>(
         fwd_status: Some(304),
     };
     Cached::now(response, cache::cache_status(outcome, ttl_left, None))
+}
+
+/// Freshens the entry in place with `refreshed` (a matching 304: no body re-sent); whether
+/// the platform took it.
+fn update_entry(tx: Transaction, refreshed: &StoredMeta, creq: &CacheRequest) -> bool {
+    let vary = vary_names(&refreshed.headers);
+    let mut update = tx.update(Duration::from_secs(refreshed.ttl_s));
+    if !vary.is_empty() {
+        // (An empty list makes the platform refuse the write.)
+        update = update.vary_by(&vary);
+    }
+    let updated = update
+        .age(Duration::ZERO)
+        .stale_while_revalidate(Duration::from_secs(refreshed.stale_window_s()))
+        .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
+        .user_metadata(refreshed.encode().into())
+        .execute();
+    if let Err(e) = &updated {
+        log_event("cache_error", &format!("update: {e:?}"));
+    }
+    updated.is_ok()
 }
 
 /// [`store`]s an origin's answer and says so: the `Cache-Status` of a forwarded request,
@@ -616,19 +625,8 @@ fn store(
         stale_if_error_s,
         shareable_with_authorization,
     );
-    let vary = vary_names(&meta.headers);
-    let mut insert = tx.insert(Duration::from_secs(ttl_s));
-    if !vary.is_empty() {
-        // (An empty list makes the platform refuse the write.)
-        insert = insert.vary_by(&vary);
-    }
-    let insert = insert
-        .initial_age(Duration::from_secs(initial_age_s))
-        .stale_while_revalidate(Duration::from_secs(meta.stale_window_s()))
-        .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
-        .user_metadata(meta.encode().into())
-        .sensitive_data(policy.mode == CacheMode::PerUser);
-    let inserted = insert_body(insert, &body);
+    let per_user = policy.mode == CacheMode::PerUser;
+    let inserted = insert_entry(tx, &meta, initial_age_s, creq, per_user, &body);
     response.set_body(body);
     response.remove_header("age");
     if initial_age_s > 0 {
@@ -643,10 +641,29 @@ fn store(
     }
 }
 
-/// Writes the body of a new entry, known length first so waiters can stream it.
-fn insert_body(insert: InsertBuilder, body: &[u8]) -> Result<(), String> {
+/// Inserts a new entry: its lifetimes, vary rule, surrogate keys and metadata, then its
+/// body, known length first so waiters can stream it.
+fn insert_entry(
+    tx: Transaction,
+    meta: &StoredMeta,
+    initial_age_s: u64,
+    creq: &CacheRequest,
+    per_user: bool,
+    body: &[u8],
+) -> Result<(), String> {
     use std::io::Write;
+    let vary = vary_names(&meta.headers);
+    let mut insert = tx.insert(Duration::from_secs(meta.ttl_s));
+    if !vary.is_empty() {
+        // (An empty list makes the platform refuse the write.)
+        insert = insert.vary_by(&vary);
+    }
     let mut sink = insert
+        .initial_age(Duration::from_secs(initial_age_s))
+        .stale_while_revalidate(Duration::from_secs(meta.stale_window_s()))
+        .surrogate_keys(creq.surrogate_keys.iter().map(String::as_str))
+        .user_metadata(meta.encode().into())
+        .sensitive_data(per_user)
         .known_length(body.len() as u64)
         .execute()
         .map_err(|e| format!("insert: {e}"))?;

@@ -173,6 +173,23 @@ fn stale_windows(cc: &CacheControl, policy: &CachePolicy) -> (u64, u64) {
     }
 }
 
+/// Checks 1 and 2 of [`storability`]: the status and the directives that forbid storing.
+/// §5.2.2.3: `must-understand` stores only a status whose rules this cache knows (those
+/// cacheable by default), and then overrides `no-store`.
+fn prohibited(rule: StatusRule, cc: &CacheControl) -> Option<&'static str> {
+    if rule == StatusRule::Never {
+        Some("status not cacheable")
+    } else if cc.must_understand && rule != StatusRule::ByDefault {
+        Some("must-understand")
+    } else if cc.no_store && !cc.must_understand {
+        Some("no-store")
+    } else if cc.private {
+        Some("private")
+    } else {
+        None
+    }
+}
+
 /// Decides whether a response may be stored, and its freshness and stale windows
 /// (RFC 9111 §3, §4.2; RFC 5861). The directives are the response's `CDN-Cache-Control`
 /// when it has a valid one (RFC 9213; `Expires` is then ignored too), else its
@@ -209,22 +226,11 @@ pub fn storability(
     now_s: u64,
 ) -> Storable {
     let rule = status_rule(status);
-    if rule == StatusRule::Never {
-        return Storable::No("status not cacheable");
-    }
     // RFC 9213: a valid `CDN-Cache-Control` replaces `Cache-Control` and `Expires` here.
     let cdn = cdn_cache_control(response_headers);
     let cc = cdn.unwrap_or_else(|| CacheControl::from_headers(response_headers));
-    // §5.2.2.3: `must-understand` stores only a status whose rules this cache knows (those
-    // cacheable by default), and then overrides `no-store`.
-    if cc.must_understand && rule != StatusRule::ByDefault {
-        return Storable::No("must-understand");
-    }
-    if cc.no_store && !cc.must_understand {
-        return Storable::No("no-store");
-    }
-    if cc.private {
-        return Storable::No("private");
+    if let Some(reason) = prohibited(rule, &cc) {
+        return Storable::No(reason);
     }
     let mut facts = ResponseFacts::scan(response_headers, policy);
     if cdn.is_some() {
