@@ -35,6 +35,7 @@ pub enum ProblemKind {
     UriTooLong,
     NotImplemented,
     BadGateway,
+    GatewayTimeout,
     Internal,
 }
 
@@ -53,6 +54,7 @@ impl ProblemKind {
             ProblemKind::UriTooLong => ("uri-too-long", "URI Too Long", 414),
             ProblemKind::NotImplemented => ("not-implemented", "Not Implemented", 501),
             ProblemKind::BadGateway => ("bad-gateway", "Bad Gateway", 502),
+            ProblemKind::GatewayTimeout => ("gateway-timeout", "Gateway Timeout", 504),
             ProblemKind::Internal => ("internal", "Internal Server Error", 500),
         }
     }

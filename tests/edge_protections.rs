@@ -206,20 +206,30 @@ fn flipping_new_schema_in_the_config_store_flips_the_shape() {
         let client = client_from(1);
         let base = stack.edge_url();
         let email = format!("flag-{}@example.com", unix_now_ms());
-        let created: Value = client
-            .post(format!("{base}/api/auth/signup"))
-            .json(&json!({"email": email, "password": "long enough", "full_name": "Flo Flag"}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let token: Value = client
-            .post(format!("{base}/api/auth/login"))
-            .json(&json!({"email": email, "password": "long enough"}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        // As a real client would: a 503 with `Retry-After` (the origin's password hashers
+        // are all busy, as on a loaded test machine) is tried again.
+        let post = |path: &str, body: Value| -> Value {
+            for _ in 0..10 {
+                let resp = client
+                    .post(format!("{base}{path}"))
+                    .json(&body)
+                    .send()
+                    .unwrap();
+                if resp.status().as_u16() != 503 {
+                    return resp.json().unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            panic!("{path}: still 503 after 10 tries");
+        };
+        let created = post(
+            "/api/auth/signup",
+            json!({"email": email, "password": "long enough", "full_name": "Flo Flag"}),
+        );
+        let token = post(
+            "/api/auth/login",
+            json!({"email": email, "password": "long enough"}),
+        );
         client
             .get(format!(
                 "{base}/api/user/{}",

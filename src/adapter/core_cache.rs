@@ -26,7 +26,7 @@ use fastgate::cache::{
 use fastgate::http::unix_now;
 use fastgate::identity;
 use fastgate::plan::CacheRequest;
-use fastgate::problem::Problem;
+use fastgate::problem::{Problem, ProblemKind};
 
 use super::platform::{header, problem_response};
 use super::proxy::{NoOriginAnswered, Upstream};
@@ -117,9 +117,34 @@ pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -
                 creq: &request.creq,
                 upstream: &request.upstream,
             };
+            if request_directives(&request.req).only_if_cached {
+                return not_cached(Some(tx), &request);
+            }
             miss(tx, request.req, route, trace)
         }
     }
+}
+
+/// The request's own `Cache-Control` directives (RFC 9111 §5.2.1).
+fn request_directives(req: &Request) -> cache::RequestDirectives {
+    cache::RequestDirectives::parse(header(req, "cache-control"))
+}
+
+/// `only-if-cached` without a copy that may answer: 504, and the origin is never asked
+/// (§5.2.1.7). Any obligation to fill the entry goes to a waiting request.
+fn not_cached<'g>(tx: Option<Transaction>, request: &CachedRequest<'_>) -> Cached<'g> {
+    if let Some(tx) = tx {
+        let _ = tx.cancel_insert_or_update();
+    }
+    let detail = "only-if-cached, and no stored response may answer";
+    let p = Problem::new(
+        ProblemKind::GatewayTimeout,
+        detail,
+        &request.upstream.request_id,
+    );
+    // Neither a hit nor forwarded (RFC 9211): only the reason.
+    let status = format!("{}; detail=only-if-cached", cache::CACHE_NAME);
+    Cached::now(problem_response(&p), status)
 }
 
 /// The request's headers as the origin will see them (the client's, minus what the edge
@@ -175,7 +200,8 @@ fn serve_found<'g>(
 ) -> Cached<'g> {
     let FoundEntry { tx, found, meta } = entry;
     let policy = request.policy;
-    let stale = StaleEntry::of(found, &meta);
+    let asks = request_directives(&request.req);
+    let stale = StaleEntry::of(found, &meta, &asks);
     let (age, freshness) = (stale.age, stale.freshness);
     let servable = cache::may_serve(request.creq.lookup, meta.shareable);
     let obliged = tx.must_insert_or_update();
@@ -201,6 +227,7 @@ fn serve_found<'g>(
                 revalidation,
             }
         }
+        _ if asks.only_if_cached => not_cached(obliged.then_some(tx), &request),
         _ => {
             // Stale beyond serving (or not servable to this request): ask the origin,
             // conditionally when this request may update the entry.
@@ -270,7 +297,7 @@ impl Revalidation<'_> {
         let mut trace = Trace::default();
         let (status, code) = match tx.found() {
             Some(found) => {
-                let entry = StaleEntry::of(&found, &meta);
+                let entry = StaleEntry::of(&found, &meta, &request_directives(&req));
                 let route = RouteCache {
                     policy,
                     creq: &creq,
@@ -489,10 +516,12 @@ struct StaleEntry<'a> {
 }
 
 impl<'a> StaleEntry<'a> {
-    /// The entry as found now: its age and which freshness window that puts it in.
-    fn of(found: &'a Found, meta: &'a StoredMeta) -> Self {
+    /// The entry as found now: its age and which freshness window that puts it in, as this
+    /// request's own directives judge it (`max-age`, `min-fresh`).
+    fn of(found: &'a Found, meta: &'a StoredMeta, asks: &cache::RequestDirectives) -> Self {
         let age = found.age().as_secs();
         let freshness = cache::freshness(age, meta.ttl_s, meta.swr_s, meta.sie_s);
+        let freshness = asks.judge(age, freshness);
         StaleEntry {
             found,
             meta,

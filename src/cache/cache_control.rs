@@ -32,7 +32,7 @@ pub struct CacheControl {
 
 /// RFC 9111 §1.2.2 delta-seconds: ASCII digits, saturating at 2^31. `None` when malformed.
 /// Also reads the `Age` header, which has the same grammar.
-pub(super) fn delta_seconds(s: &str) -> Option<u64> {
+pub(crate) fn delta_seconds(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

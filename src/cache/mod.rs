@@ -44,7 +44,7 @@ pub use policy::{
     DEFAULT_DROP_QUERY_PARAMS, DEFAULT_MAX_OBJECT_BYTES, MAX_CONFIG_TTL_S,
 };
 pub use private::private_cache_control;
-pub use request::{may_serve, request_cacheability, Fwd, Lookup};
+pub use request::{may_serve, request_cacheability, Fwd, Lookup, RequestDirectives};
 pub use revalidate::{conditional_headers, merge_304, not_modified_matches};
 pub use status::{cache_status, CacheOutcome, CACHE_NAME};
 pub use storability::{storability, Storable};

@@ -2,7 +2,8 @@
 //! client can ask for freshness (`no-cache`) or opt out (`no-store`), but never for more
 //! staleness than the route allows, and credentials decide which entries it may see.
 
-use super::cache_control::CacheControl;
+use super::cache_control::{delta_seconds, each_directive, CacheControl};
+use super::freshness::Freshness;
 use super::policy::CacheMode;
 
 /// RFC 9211 `fwd` values: why a request went forward to the origin.
@@ -66,10 +67,8 @@ impl Lookup {
 /// Decides how a request uses the cache (RFC 9111 §3.5, §5.2.1).
 ///
 /// - Only GET and HEAD (§2: other methods' responses are not reusable for them here).
-/// - `no-store` bypasses (§5.2.1.5); `no-cache` or `max-age=0` forces revalidation. Other
-///   request directives (`max-stale`, `min-fresh`, `only-if-cached`) are ignored: §5.2.1
-///   lets a cache serve within its own configured limits, and an API edge should not let a
-///   client extend staleness.
+/// - `no-store` bypasses (§5.2.1.5); `no-cache` or `max-age=0` forces revalidation. The
+///   other directives apply to a found copy ([`RequestDirectives`]).
 /// - `per_user` without `Authorization` has no subject to partition by, so it bypasses: an
 ///   anonymous caller never shares an entry with anyone by accident.
 /// - `public` with `Authorization` may use the cache, but only entries the origin marked as
@@ -105,6 +104,57 @@ pub fn request_cacheability(
         Lookup::Revalidate { needs_shareable }
     } else {
         Lookup::Use { needs_shareable }
+    }
+}
+
+/// What a request's own directives ask of a stored copy (RFC 9111 §5.2.1): `max-age` (no
+/// older than that), `min-fresh` (still fresh for at least that long), `only-if-cached` (the
+/// origin must not be asked: 504 without a copy). They only make the cache stricter.
+/// `max-stale` is not honoured: it permits serving staler copies (§5.2.1.2, a cache MAY),
+/// and an API edge keeps to the route's and the origin's stale windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestDirectives {
+    pub max_age: Option<u64>,
+    pub min_fresh: Option<u64>,
+    pub only_if_cached: bool,
+}
+
+impl RequestDirectives {
+    /// Reads a request's `Cache-Control` (tolerantly; a malformed argument reads as 0, the
+    /// strictest value).
+    pub fn parse(value: Option<&str>) -> Self {
+        let mut d = RequestDirectives::default();
+        each_directive(value.unwrap_or_default(), |name, arg| {
+            let delta = || Some(arg.and_then(delta_seconds).unwrap_or(0));
+            if name.eq_ignore_ascii_case("max-age") && d.max_age.is_none() {
+                d.max_age = delta();
+            } else if name.eq_ignore_ascii_case("min-fresh") && d.min_fresh.is_none() {
+                d.min_fresh = delta();
+            } else if name.eq_ignore_ascii_case("only-if-cached") {
+                d.only_if_cached = true;
+            }
+        });
+        d
+    }
+
+    /// The copy's state for this request: one older than the request's `max-age`, or with
+    /// less freshness left than its `min-fresh`, may not be served as it is (it is
+    /// revalidated, like an expired one).
+    pub fn judge(&self, age_s: u64, freshness: Freshness) -> Freshness {
+        let servable = matches!(
+            freshness,
+            Freshness::Fresh { .. } | Freshness::StaleServable { .. }
+        );
+        let ttl_left_s = freshness.ttl_left_s();
+        let too_old = self.max_age.is_some_and(|max| age_s > max);
+        let too_close = self
+            .min_fresh
+            .is_some_and(|min| ttl_left_s < i64::try_from(min).unwrap_or(i64::MAX));
+        if servable && (too_old || too_close) {
+            Freshness::Expired { ttl_left_s }
+        } else {
+            freshness
+        }
     }
 }
 
@@ -191,5 +241,36 @@ mod tests {
         ));
         assert!(l.may_store());
         assert!(!request_cacheability("POST", true, PerUser, None).may_store());
+    }
+
+    #[test]
+    fn request_directives_only_make_the_cache_stricter() {
+        let d = RequestDirectives::parse(Some("max-age=60, min-fresh=10, only-if-cached"));
+        assert_eq!(
+            d,
+            RequestDirectives {
+                max_age: Some(60),
+                min_fresh: Some(10),
+                only_if_cached: true
+            }
+        );
+        assert_eq!(RequestDirectives::parse(None), RequestDirectives::default());
+        assert_eq!(RequestDirectives::parse(Some("max-age=x")).max_age, Some(0));
+        let fresh = |left| Freshness::Fresh { ttl_left_s: left };
+        let expired = |left| Freshness::Expired { ttl_left_s: left };
+        let max_age = RequestDirectives::parse(Some("max-age=60"));
+        assert_eq!(max_age.judge(30, fresh(100)), fresh(100));
+        assert_eq!(max_age.judge(61, fresh(100)), expired(100));
+        let stale = Freshness::StaleServable { ttl_left_s: -5 };
+        assert_eq!(max_age.judge(90, stale), expired(-5));
+        let min_fresh = RequestDirectives::parse(Some("min-fresh=20"));
+        assert_eq!(min_fresh.judge(0, fresh(30)), fresh(30));
+        assert_eq!(min_fresh.judge(0, fresh(10)), expired(10));
+        assert_eq!(min_fresh.judge(0, stale), expired(-5));
+        // max-stale never extends what is served.
+        let max_stale = RequestDirectives::parse(Some("max-stale=3600"));
+        let beyond = Freshness::StaleIfError { ttl_left_s: -100 };
+        assert_eq!(max_stale.judge(500, beyond), beyond);
+        assert_eq!(max_stale, RequestDirectives::default());
     }
 }
