@@ -359,7 +359,8 @@ fn revalidate<'g>(
             code = answer.as_ref().map_or(502, |r| r.get_status().as_u16());
         }
     }
-    if let Some(stale) = stale_on_error(code, &entry, &route, &client) {
+    let disconnected = answer.is_err();
+    if let Some(stale) = stale_on_error(code, disconnected, &entry, &route, &client) {
         if let Some(tx) = tx {
             let _ = tx.cancel_insert_or_update();
         }
@@ -375,9 +376,12 @@ fn revalidate<'g>(
 }
 
 /// RFC 5861 §4: no answer at all (counted as 502), or one of these statuses, lets a copy
-/// inside its stale-if-error window answer instead (one the caller may see, §3.5).
+/// inside its stale-if-error window answer instead; and when no origin answered at all (the
+/// edge is disconnected), any copy still held may, unless the origin forbade stale use
+/// (RFC 9111 §4.2.4). Only to a caller who may see it (§3.5).
 fn stale_on_error<'g>(
     code: u16,
+    disconnected: bool,
     entry: &StaleEntry<'_>,
     route: &RouteCache<'_, '_>,
     client: &ClientFacts,
@@ -385,14 +389,18 @@ fn stale_on_error<'g>(
     let meta = entry.meta;
     let origin_failed = matches!(code, 500 | 502 | 503 | 504);
     let within_error_window = entry.age < meta.ttl_s.saturating_add(meta.sie_s);
+    let offline = disconnected && cache::stale_allowed_when_disconnected(&meta.headers);
     let shareable =
         route.policy.mode == CacheMode::PerUser || !client.had_authorization || meta.shareable;
-    if !(origin_failed && within_error_window && shareable) {
+    if !(((origin_failed && within_error_window) || offline) && shareable) {
         return None;
     }
     let ttl_left = entry.freshness.ttl_left_s();
     let response = answer_from(entry.found, meta, entry.age, client, route.policy, ttl_left);
-    let detail = format!("origin answered {code}");
+    let detail = match disconnected {
+        true => "no origin answered".to_owned(),
+        false => format!("origin answered {code}"),
+    };
     let status = cache::cache_status(CacheOutcome::StaleIfError, ttl_left, Some(&detail));
     Some(Cached::now(response, status))
 }

@@ -2,7 +2,8 @@
 //! `stale-while-revalidate` a stale copy is served while one request revalidates; within
 //! `stale-if-error` it is served only when the origin fails; past both it is a miss.
 
-use super::cache_control::DELTA_SECONDS_CAP;
+use super::cache_control::{CacheControl, DELTA_SECONDS_CAP};
+use super::targeted::cdn_cache_control;
 
 /// A stored response's state at a given age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,15 @@ pub fn freshness(age_s: u64, ttl_s: u64, swr_s: u64, sie_s: u64) -> Freshness {
     }
 }
 
+/// Whether a stored response may be served stale when no origin can be reached at all
+/// (RFC 9111 §4.2.4: a disconnected cache may, unless the origin forbade it with
+/// `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage`, which implies
+/// `proxy-revalidate` for a shared cache, §5.2.2.10). `headers` are the stored ones.
+pub fn stale_allowed_when_disconnected<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> bool {
+    let cc = cdn_cache_control(headers).unwrap_or_else(|| CacheControl::from_headers(headers));
+    !(cc.must_revalidate || cc.proxy_revalidate || cc.no_cache || cc.s_maxage.is_some())
+}
+
 /// The `Age` value for a response served from the cache (§5.1), capped at 2^31 (§1.2.2).
 pub fn age_header(age_s: u64) -> String {
     age_s.min(DELTA_SECONDS_CAP).to_string()
@@ -57,6 +67,29 @@ pub fn age_header(age_s: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disconnected_cache_serves_stale_unless_forbidden() {
+        assert!(stale_allowed_when_disconnected(&[(
+            "cache-control",
+            "max-age=10"
+        )]));
+        assert!(stale_allowed_when_disconnected::<&str, &str>(&[]));
+        for forbidding in [
+            "must-revalidate",
+            "proxy-revalidate",
+            "no-cache",
+            "s-maxage=5",
+        ] {
+            let h = [("cache-control", format!("max-age=10, {forbidding}"))];
+            assert!(!stale_allowed_when_disconnected(&h), "{forbidding}");
+        }
+        let cdn = [
+            ("cache-control", "max-age=10"),
+            ("cdn-cache-control", "must-revalidate"),
+        ];
+        assert!(!stale_allowed_when_disconnected(&cdn));
+    }
 
     #[test]
     fn freshness_windows() {

@@ -48,6 +48,10 @@ fn connection_options<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>) -> 
         .collect()
 }
 
+/// How long past its freshness an entry is kept for revalidation (see `stale_window_s`).
+const MIN_REVALIDATION_KEEP_S: u64 = 60;
+const MAX_REVALIDATION_KEEP_S: u64 = 86_400;
+
 /// Whether a response field is left out of the entry (see [`NOT_STORED`]).
 fn is_not_stored(name: &str) -> bool {
     is_hop_by_hop(name) || NOT_STORED.iter().any(|x| name.eq_ignore_ascii_case(x))
@@ -89,10 +93,18 @@ impl StoredMeta {
         serde_json::from_slice(bytes).ok()
     }
 
-    /// How long the Core Cache must keep the entry: its freshness plus the longer stale
-    /// window, since both stale modes need the copy after it stops being fresh.
+    /// How long the Core Cache must keep the entry after its freshness: the longer stale
+    /// window, since both stale modes need the copy after it stops being fresh; and, for
+    /// every entry, as long again as it was fresh (at least a minute, at most a day). A
+    /// stale copy kept that long is revalidated with a conditional request (RFC 9111 §4.3)
+    /// instead of being fetched whole, and can answer when no origin can be reached at all
+    /// (§4.2.4). Serving stale otherwise is still decided by the windows alone
+    /// ([`freshness`](super::freshness())).
     pub fn stale_window_s(&self) -> u64 {
-        self.swr_s.max(self.sie_s)
+        let kept = self
+            .ttl_s
+            .clamp(MIN_REVALIDATION_KEEP_S, MAX_REVALIDATION_KEEP_S);
+        self.swr_s.max(self.sie_s).max(kept)
     }
 
     /// The entry after a 304 (§4.3.4): updated header fields, the new lifetimes.
@@ -186,7 +198,25 @@ mod tests {
                 ("etag".to_owned(), "\"a\"".to_owned())
             ]
         );
-        assert_eq!(meta.stale_window_s(), 10);
+        // Kept for revalidation as long again as it was fresh (at least a minute, at most a
+        // day), or for its stale windows when they are longer.
+        assert_eq!(meta.stale_window_s(), 60);
+        let long = StoredMeta {
+            ttl_s: 7_200,
+            ..meta.clone()
+        };
+        assert_eq!(long.stale_window_s(), 7_200);
+        let huge = StoredMeta {
+            ttl_s: 10_000_000,
+            ..meta.clone()
+        };
+        assert_eq!(huge.stale_window_s(), 86_400);
+        let windows = StoredMeta {
+            ttl_s: 5,
+            sie_s: 600,
+            ..meta.clone()
+        };
+        assert_eq!(windows.stale_window_s(), 600);
         assert_eq!(StoredMeta::decode(&meta.encode()), Some(meta.clone()));
         assert_eq!(StoredMeta::decode(b"not json"), None);
         let fresh = StoredMeta::new(200, &[("x", "y")], 120, 0, 0, true);

@@ -36,7 +36,7 @@ mod targeted;
 mod tests;
 
 pub use cache_control::{CacheControl, DELTA_SECONDS_CAP};
-pub use freshness::{age_header, freshness, Freshness};
+pub use freshness::{age_header, freshness, stale_allowed_when_disconnected, Freshness};
 pub use key::{cache_key, key_hex, normalize_query, user_partition};
 pub use meta::{client_not_modified, per_user_client_cache_control, StoredMeta};
 pub use policy::{

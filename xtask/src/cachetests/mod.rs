@@ -43,9 +43,9 @@ pub const USAGE: &str =
 const COUNT_SCRIPT: &str = include_str!("count.mjs");
 
 /// CI's floor (`cargo xtask test`): the required count this suite reached, which must not
-/// fall, and the optimal count the project committed to.
-pub const FLOOR_REQUIRED: usize = 142;
-pub const FLOOR_OPTIMAL: usize = 75;
+/// fall, and the optimal count with a little room (84 reached) for its timing-based tests.
+pub const FLOOR_REQUIRED: usize = 155;
+pub const FLOOR_OPTIMAL: usize = 80;
 
 /// What the command line asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
