@@ -181,6 +181,12 @@ fn over_limit(msg: &'static str, pos: usize) -> DecodeError {
     }
 }
 
+/// The quotation mark and the object braces, spelled by code point: a lone `"`, `{` or `}`
+/// in a char literal misleads tools that read Rust as text (string and block counting).
+const QUOTE: char = '\u{22}';
+const OPEN_BRACE: char = '\u{7b}';
+const CLOSE_BRACE: char = '\u{7d}';
+
 struct Parser<'a> {
     s: &'a [char],
     depth: usize,
@@ -206,11 +212,11 @@ impl Parser<'_> {
     /// `scan_once`: a value starting at `i`, or "Expecting value" at `i`.
     fn value(&mut self, i: usize) -> Result<(Value, usize), DecodeError> {
         match self.at(i) {
-            Some('"') => {
+            Some(QUOTE) => {
                 let (s, end) = self.string(i + 1)?;
                 Ok((Value::String(s), end))
             }
-            Some('{') => self.nested(i, true),
+            Some(OPEN_BRACE) => self.nested(i, true),
             Some('[') => self.nested(i, false),
             Some('n') if self.starts_with(i, "null") => Ok((Value::Null, i + 4)),
             Some('t') if self.starts_with(i, "true") => Ok((Value::Bool(true), i + 4)),
@@ -307,13 +313,13 @@ impl Parser<'_> {
                 .at(j)
                 .ok_or(err("Unterminated string starting at", begin))?;
             match c {
-                '"' => return Ok((out, j + 1)),
+                QUOTE => return Ok((out, j + 1)),
                 '\\' => {
                     let esc = self
                         .at(j + 1)
                         .ok_or(err("Unterminated string starting at", begin))?;
                     let simple = match esc {
-                        '"' => Some('"'),
+                        QUOTE => Some(QUOTE),
                         '\\' => Some('\\'),
                         '/' => Some('/'),
                         'b' => Some('\u{8}'),
@@ -380,11 +386,11 @@ impl Parser<'_> {
     fn object(&mut self, i: usize) -> Result<(Value, usize), DecodeError> {
         let mut fields = object::Members::default();
         let mut i = self.skip_ws(i);
-        if self.at(i) == Some('}') {
+        if self.at(i) == Some(CLOSE_BRACE) {
             return Ok((Value::Object(fields.into_vec()), i + 1));
         }
         loop {
-            if self.at(i) != Some('"') {
+            if self.at(i) != Some(QUOTE) {
                 return Err(err("Expecting property name enclosed in double quotes", i));
             }
             if fields.written() >= self.limits.max_object_members {
@@ -400,7 +406,7 @@ impl Parser<'_> {
             fields.insert(key, value);
             i = self.skip_ws(next);
             match self.at(i) {
-                Some('}') => return Ok((Value::Object(fields.into_vec()), i + 1)),
+                Some(CLOSE_BRACE) => return Ok((Value::Object(fields.into_vec()), i + 1)),
                 Some(',') => i = self.skip_ws(i + 1),
                 _ => return Err(err("Expecting ',' delimiter", i)),
             }
