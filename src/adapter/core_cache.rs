@@ -158,12 +158,13 @@ fn lookup_headers(
 ) -> TransactionLookupBuilder {
     let edits = &upstream.plan.headers;
     for name in req.get_header_names() {
+        // The sanitizer's list already names every client field the edge owns
+        // (`Fastgate-*`, forwarding, hop-by-hop); what it sets replaces the client's.
         let stripped = edits.remove.iter().any(|r| name.as_str() == r)
             || edits
                 .set
                 .iter()
-                .any(|(n, _)| name.as_str().eq_ignore_ascii_case(n))
-            || name.as_str().starts_with("fastgate-");
+                .any(|(n, _)| name.as_str().eq_ignore_ascii_case(n));
         if !stripped {
             lookup = lookup.header_values(name, req.get_header_all(name));
         }
