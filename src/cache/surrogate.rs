@@ -26,12 +26,8 @@ pub fn subject_tag(subject: &str) -> String {
 /// (RFC 9111 §4.4). Every query and vary variant of the path goes with it (over-purging is
 /// safe). `uri-` and the first 16 bytes of SHA-256 of the path, in hex.
 pub fn uri_tag(path: &str) -> String {
-    let mut out = String::with_capacity(36);
-    out.push_str("uri-");
-    for b in &Sha256::digest(path.as_bytes())[..16] {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    let digest = super::key_hex(&Sha256::digest(path.as_bytes()).into());
+    format!("uri-{}", &digest[..32])
 }
 
 /// A valid Fastly surrogate key: 1..=1024 bytes of visible ASCII (no spaces: the
