@@ -13,11 +13,23 @@ pub mod tools;
 use std::path::PathBuf;
 
 /// The workspace root (the directory holding `fastly.toml`).
+///
+/// Found at run time: cargo sets `CARGO_MANIFEST_DIR` for `cargo run` and `cargo test`, and
+/// the workspace is the nearest directory above it whose `Cargo.toml` declares
+/// `[workspace]`. The compile-time value is only a fallback: a binary reused from a shared
+/// target directory would otherwise build and serve the checkout it was first built in.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .map(PathBuf::from)
+        .unwrap_or(start)
 }
 
 /// `cargo xtask config check <file>`: parses and validates a gateway config with the edge's

@@ -192,8 +192,7 @@ impl<'a> JwksStore<'a> {
             .ok_or_else(|| JwksError("issuer has no JWKS source".into()))?;
         let mut last = String::from("no backend");
         for backend in &source.backends {
-            let mut req = Request::get(format!("http://jwks.internal{}", source.path));
-            req.set_pass(true);
+            let req = Request::get(format!("http://jwks.internal{}", source.path));
             let outcome = match send_with_timeout(req, backend, JWKS_TIMEOUT) {
                 Ok(resp) if resp.get_status() == StatusCode::OK => read_body(resp)
                     .and_then(|bytes| parse_jwks(&bytes).map(|keys| Fetched { bytes, keys })),
