@@ -5,11 +5,23 @@
 #[path = "adapter/mod.rs"]
 mod adapter;
 
-/// Not `#[fastly::main]`: the adapter sends the response itself, so that work which may
-/// wait (refreshing a stale cache entry) runs after the client has its answer.
+/// Requests one instance may serve before it ends (a reused sandbox).
+#[cfg(target_arch = "wasm32")]
+const MAX_REQUESTS_PER_INSTANCE: usize = 1000;
+
+/// Not `#[fastly::main]`, for two reasons. The adapter sends the response itself, so that
+/// work which may wait (refreshing a stale cache entry) runs after the client has its
+/// answer. And the instance serves several requests in turn (the platform's reusable
+/// sandboxes, `fastly::http::serve`): instantiating the Wasm and compiling the config then
+/// happen once per instance instead of once per request. Nothing request-scoped outlives
+/// `adapter::serve`; what requests share lives in the platform (Core Cache, stores), and
+/// the config is compiled again whenever the Config Store's text changes.
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    adapter::serve(fastly::Request::from_client());
+    // The handler sends its own response, so the summary has no error to report.
+    let _summary = fastly::http::serve::Serve::new()
+        .with_max_requests(MAX_REQUESTS_PER_INSTANCE)
+        .run(adapter::serve);
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,4 +1,4 @@
-//! Backend health shared across requests. Every request is a fresh Wasm instance, so a
+//! Backend health shared across requests. Instances are short-lived and many, so a
 //! failed backend's down-mark lives in the platform cache; an expired mark elects exactly
 //! one request (the one the cache hands the update obligation to) as the half-open probe.
 
@@ -31,40 +31,71 @@ fn health_surrogate(backend: &str) -> String {
     format!("fastgate-health-{backend}")
 }
 
-/// Reads the shared down-mark. Every request is a fresh Wasm instance, so the mark
-/// lives in the platform cache. An expired (stale) mark elects exactly one request, the
-/// one the cache hands the update obligation to, as the half-open probe.
-pub fn health(backend: &str) -> Health {
-    if let Ok(b) = Backend::from_name(backend) {
-        if matches!(b.is_healthy(), Ok(BackendHealth::Unhealthy)) {
-            return Health::Down;
-        }
-    }
-    let Ok(tx) = Transaction::lookup(health_key(backend)).execute() else {
-        return Health::Up;
-    };
-    match tx.found() {
-        None => {
-            let _ = tx.cancel_insert_or_update();
-            Health::Up
-        }
-        Some(found) if !found.is_stale() => Health::Down,
-        Some(_) if tx.must_insert_or_update() => {
-            // Hold the mark for the probe's duration so others keep skipping.
-            let _ = tx
-                .insert(PROBE_WINDOW)
-                .stale_while_revalidate(MARK_LINGER)
-                .surrogate_keys([health_surrogate(backend).as_str()])
-                .execute()
-                .map(|body| body.finish());
-            Health::Probe
-        }
-        Some(_) => Health::Down,
-    }
+/// One entry that exists while any backend may carry a down-mark: a healthy service (the
+/// common case) costs one Core Cache read per request for all its backends, instead of a
+/// transaction per backend before the send and another read after it.
+fn any_mark_key() -> CacheKey {
+    CacheKey::from_static(b"fastgate/health/v1/any-mark")
 }
 
-pub fn was_marked(backend: &str) -> bool {
-    matches!(cache::lookup(health_key(backend)).execute(), Ok(Some(_)))
+/// How long the any-mark entry outlives the mark written with it: longer than any mark
+/// can linger, including the re-insertions of half-open probes.
+const ANY_MARK_LINGER: Duration = Duration::from_secs(2 * 3600);
+
+/// What this request read of the shared down-marks.
+pub struct Marks {
+    /// Whether any backend may carry a mark; when not, no per-backend entry is read.
+    any: bool,
+}
+
+impl Marks {
+    /// One Core Cache read: is any backend marked at all?
+    pub fn read() -> Marks {
+        Marks {
+            any: matches!(cache::lookup(any_mark_key()).execute(), Ok(Some(_))),
+        }
+    }
+
+    /// What this request may do with `backend`: the platform's health check first, then the
+    /// shared down-mark. An expired (stale) mark elects exactly one request, the one the
+    /// cache hands the update obligation to, as the half-open probe.
+    pub fn health(&self, backend: &str) -> Health {
+        if let Ok(b) = Backend::from_name(backend) {
+            if matches!(b.is_healthy(), Ok(BackendHealth::Unhealthy)) {
+                return Health::Down;
+            }
+        }
+        if !self.any {
+            return Health::Up;
+        }
+        let Ok(tx) = Transaction::lookup(health_key(backend)).execute() else {
+            return Health::Up;
+        };
+        match tx.found() {
+            None => {
+                let _ = tx.cancel_insert_or_update();
+                Health::Up
+            }
+            Some(found) if !found.is_stale() => Health::Down,
+            Some(_) if tx.must_insert_or_update() => {
+                // Hold the mark for the probe's duration so others keep skipping.
+                let _ = tx
+                    .insert(PROBE_WINDOW)
+                    .stale_while_revalidate(MARK_LINGER)
+                    .surrogate_keys([health_surrogate(backend).as_str()])
+                    .execute()
+                    .map(|body| body.finish());
+                note_any_mark(PROBE_WINDOW);
+                Health::Probe
+            }
+            Some(_) => Health::Down,
+        }
+    }
+
+    /// Whether `backend` carries a mark (fresh or stale), so a success should clear it.
+    pub fn was_marked(&self, backend: &str) -> bool {
+        self.any && matches!(cache::lookup(health_key(backend)).execute(), Ok(Some(_)))
+    }
 }
 
 pub fn mark_down(backend: &str, down_for: Duration) {
@@ -73,7 +104,15 @@ pub fn mark_down(backend: &str, down_for: Duration) {
         .surrogate_keys([health_surrogate(backend).as_str()])
         .execute()
         .map(|body| body.finish());
+    note_any_mark(down_for);
     log_event("backend_marked_down", backend);
+}
+
+/// (Re)writes the any-mark entry to outlive a mark fresh for `fresh_for`.
+fn note_any_mark(fresh_for: Duration) {
+    let _ = cache::insert(any_mark_key(), fresh_for + ANY_MARK_LINGER)
+        .execute()
+        .map(|body| body.finish());
 }
 
 pub fn clear_mark(backend: &str) {

@@ -50,7 +50,7 @@ pub fn serve(req: Request) {
         Ok(gateway) => gateway,
         Err(Early(resp)) => return resp.send_to_client(),
     };
-    let mut ctx = Ctx::new(&gateway.gateway, started, gateway.header);
+    let mut ctx = Ctx::new(&gateway.gateway, started, gateway.header.clone());
     let resp = match run(&mut ctx, req) {
         Ok(resp) => resp,
         Err(Early(resp)) => *resp,

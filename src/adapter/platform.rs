@@ -6,7 +6,9 @@
 //! are read as bytes ([`header`]), and the URI is read raw and checked to be one the SDK
 //! can parse before anything asks the SDK for the request's `Url`.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use fastly::geo::geo_lookup;
 use fastly::http::{StatusCode, Url};
@@ -33,26 +35,67 @@ pub(crate) const SECRET_STORE: &str = "fastgate_secrets";
 pub(crate) struct Loaded {
     pub gateway: Gateway,
     pub header: String,
+    /// Why an override was not used (event, reason), logged on every request it serves.
+    warnings: Vec<(&'static str, String)>,
+}
+
+/// The config this instance compiled, and the Config Store text it was compiled from.
+struct Compiled {
+    /// The `config` and `flags` entries as read.
+    from: (Option<String>, Option<String>),
+    loaded: Rc<Loaded>,
+}
+
+thread_local! {
+    /// A reused sandbox serves several requests (`main`): the Config Store is read on each,
+    /// but its text is parsed and validated again only when it changed.
+    static COMPILED: RefCell<Option<Compiled>> = const { RefCell::new(None) };
 }
 
 /// Loads the config in force. A rejected override is logged and the embedded config
 /// answers; an embedded config that fails is a build defect (unit tests validate it), so
 /// the client gets a 500 problem.
-pub(crate) fn load_gateway() -> Result<Loaded, Early> {
+pub(crate) fn load_gateway() -> Result<Rc<Loaded>, Early> {
     let store = ConfigStore::try_open(CONFIG_STORE).ok();
     let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
-    let loaded =
-        config::load(entry(CONFIG_KEY).as_deref(), entry(FLAGS_KEY).as_deref()).map_err(|e| {
-            log_event("config_invalid", &e.to_string());
-            Early::from(problem_response(
-                &Problem::internal(&request_id::generate()),
-            ))
-        })?;
+    let from = (entry(CONFIG_KEY), entry(FLAGS_KEY));
+    let cached = COMPILED.with_borrow(|c| {
+        c.as_ref()
+            .filter(|c| c.from == from)
+            .map(|c| Rc::clone(&c.loaded))
+    });
+    let loaded = match cached {
+        Some(loaded) => loaded,
+        None => {
+            let loaded = Rc::new(compile(&from)?);
+            let compiled = Compiled {
+                from,
+                loaded: Rc::clone(&loaded),
+            };
+            COMPILED.set(Some(compiled));
+            loaded
+        }
+    };
+    for (event, reason) in &loaded.warnings {
+        log_event(event, reason);
+    }
+    Ok(loaded)
+}
+
+/// Parses and validates the config the store's entries select.
+fn compile((config_json, flags_json): &(Option<String>, Option<String>)) -> Result<Loaded, Early> {
+    let loaded = config::load(config_json.as_deref(), flags_json.as_deref()).map_err(|e| {
+        log_event("config_invalid", &e.to_string());
+        Early::from(problem_response(
+            &Problem::internal(&request_id::generate()),
+        ))
+    })?;
+    let mut warnings = Vec::new();
     if let Some(e) = &loaded.rejected_override {
-        log_event("config_override_rejected", &e.to_string());
+        warnings.push(("config_override_rejected", e.to_string()));
     }
     if let Some(e) = &loaded.rejected_flags {
-        log_event("flags_override_rejected", &e.to_string());
+        warnings.push(("flags_override_rejected", e.to_string()));
     }
     let header = format!(
         "{}; hash={}; source={}",
@@ -63,6 +106,7 @@ pub(crate) fn load_gateway() -> Result<Loaded, Early> {
     Ok(Loaded {
         gateway: Gateway::new(loaded.config),
         header,
+        warnings,
     })
 }
 

@@ -15,7 +15,7 @@ use fastgate::identity::{self, Nonces};
 use fastgate::plan::ForwardPlan;
 use fastgate::problem::{Problem, ProblemKind};
 
-use super::health::{self, Health};
+use super::health::{self, Health, Marks};
 use super::platform::{problem_response, secret, SECRET_STORE};
 use super::telemetry::{log_event, Trace};
 
@@ -77,9 +77,10 @@ impl Upstream<'_> {
         };
         let mut probes = Vec::new();
         let failover = self.plan.failover;
+        let marks = Marks::read();
         let candidates = failover::order(
             self.plan.backends,
-            |b| match health::health(b) {
+            |b| match marks.health(b) {
                 Health::Up => false,
                 Health::Down => true,
                 Health::Probe => {
@@ -92,6 +93,7 @@ impl Upstream<'_> {
         let deadline = Instant::now() + Duration::from_millis(failover.deadline_ms);
         let attempts = Attempts {
             upstream: self,
+            marks: &marks,
             probes: &probes,
             deadline,
         };
@@ -186,6 +188,8 @@ fn bind_body(req: &mut Request) -> std::io::Result<Option<String>> {
 /// One request's walk down its candidate backends.
 struct Attempts<'a, 'g> {
     upstream: &'a Upstream<'g>,
+    /// The shared down-marks as this request read them.
+    marks: &'a Marks,
     /// Backends this request was elected to probe (their down-mark expired).
     probes: &'a [String],
     deadline: Instant,
@@ -256,7 +260,7 @@ impl Attempts<'_, '_> {
         if outcome.is_backend_failure() {
             let down_for = Duration::from_secs(u64::from(plan.failover.down_for_s));
             health::mark_down(backend, down_for);
-        } else if self.probes.iter().any(|p| p == backend) || health::was_marked(backend) {
+        } else if self.probes.iter().any(|p| p == backend) || self.marks.was_marked(backend) {
             health::clear_mark(backend);
         }
         (outcome, resp)

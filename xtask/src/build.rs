@@ -44,3 +44,22 @@ pub fn origin_binary(root: &Path, target: &Path) -> Result<PathBuf> {
         .args(["build", "--release", "--package", "fastgate-api"]))?;
     Ok(target.join("release/fastgate-api"))
 }
+
+/// The benchmark's floor (`benches/passthrough`): a Wasm with only `fastly` that passes
+/// each request to `origin_us`, built with the same profile as the edge.
+pub fn passthrough_wasm(root: &Path, target: &Path) -> Result<PathBuf> {
+    crate::tools::ensure_wasm_target()?;
+    run(Command::new("cargo")
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target)
+        .args([
+            "build",
+            "--profile",
+            "wasm",
+            "--target",
+            "wasm32-wasip1",
+            "--package",
+            "fastgate-passthrough",
+        ]))?;
+    Ok(target.join("wasm32-wasip1/wasm/passthrough.wasm"))
+}

@@ -139,6 +139,10 @@ pub struct Stack {
     origins: BTreeMap<String, (SocketAddr, Proc)>,
     viceroy: Option<Proc>,
     edge: SocketAddr,
+    /// This run's manifest, which every Viceroy of the stack serves with.
+    manifest: PathBuf,
+    /// Further Viceroys on the same manifest (the benchmark's pass-through floor).
+    others: Vec<Proc>,
 }
 
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -167,11 +171,33 @@ impl Stack {
             origins: BTreeMap::new(),
             viceroy: None,
             edge: SocketAddr::from(([127, 0, 0, 1], edge_port)),
+            manifest: PathBuf::new(),
+            others: Vec::new(),
         };
         let addresses = stack.start_origins(spec)?;
-        let manifest = stack.write_run_manifest(spec, &addresses)?;
+        stack.manifest = stack.write_run_manifest(spec, &addresses)?;
+        let manifest = stack.manifest.clone();
         stack.start_viceroy(spec, &manifest)?;
         Ok(stack)
+    }
+
+    /// Starts another Viceroy running `wasm` with this stack's manifest (the same backends,
+    /// stores and geolocation) and returns its address once it answers.
+    pub fn start_other_edge(&mut self, spec: &StackSpec, wasm: &Path) -> Result<SocketAddr> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let mut cmd = Command::new(&spec.viceroy);
+        cmd.arg("serve")
+            .arg("--addr")
+            .arg(addr.to_string())
+            .arg("-C")
+            .arg(&self.manifest)
+            .arg(wasm);
+        let name = format!("viceroy-{}", self.others.len() + 1);
+        let mut proc = self.spawn(&name, cmd, spec.inherit_output)?;
+        let ready = wait_http(addr, "/health", &mut proc, Duration::from_secs(120));
+        self.others.push(proc);
+        ready.with_context(|| format!("{name} did not become ready"))?;
+        Ok(addr)
     }
 
     /// Starts an origin for every [`Upstream::Origin`] backend and waits until each is
@@ -370,6 +396,7 @@ impl Stack {
             .values()
             .map(|(_, p)| p.child.id())
             .chain(self.viceroy.as_ref().map(|p| p.child.id()))
+            .chain(self.others.iter().map(|p| p.child.id()))
             .collect()
     }
 }
@@ -379,6 +406,7 @@ impl Drop for Stack {
         let procs = self
             .viceroy
             .iter_mut()
+            .chain(self.others.iter_mut())
             .chain(self.origins.values_mut().map(|(_, p)| p));
         for proc in procs {
             let _ = proc.child.kill();

@@ -1,11 +1,15 @@
-//! `cargo xtask bench edge`: what the edge adds. The same requests go through Viceroy
-//! (the real Wasm, every phase) and straight to an origin, alternating, with wrk at the same
-//! load; the table gives req/s, p50 and p99 of each and the difference.
+//! `cargo xtask bench edge`: what the edge adds to a request, against the honest floor.
+//! The floor is a bare pass-through Wasm (`benches/passthrough`: only `fastly`, `main`
+//! sends the request to `origin_us`), run by a second Viceroy of the same version on the
+//! same manifest and origins. The same requests go to both, alternating, with wrk at the
+//! same load; the table gives each one's req/s and p50 and their ratios. A cache hit never
+//! leaves the POP, so its floor is the pass-through answering `200` itself.
 //!
 //! The stack is the product's own (`xtask::stack`: three origins plus Viceroy) with two
 //! benchmark settings, both stated in the report: rate limits are removed from the config
 //! (wrk from one address would otherwise measure 429s), and the origins skip the edge
-//! signature check so that the direct requests are answered like the edge's.
+//! signature check so that the pass-through's unsigned requests are answered like the
+//! edge's.
 
 use std::fmt::{self, Write};
 use std::net::SocketAddr;
@@ -24,24 +28,78 @@ use crate::stack::{Secrets, Stack, StackSpec, Upstream};
 const DURATION_S: u64 = 4;
 const WARMUP_S: u64 = 1;
 const REPEATS: usize = 3;
-const LOAD: Load = Load {
+const SERIAL: Load = Load {
+    threads: 1,
+    connections: 1,
+};
+const CONCURRENT: Load = Load {
     threads: 2,
     connections: 16,
 };
+/// The floor's own answer, for the requests the edge answers from its cache.
+const SYNTHETIC: &str = "/__floor/synthetic";
 
 struct Scenario {
     label: &'static str,
+    load: Load,
     method: &'static str,
     path: String,
     headers: Vec<String>,
     body: Option<&'static str>,
+    /// The floor's request when it is not the same one (the synthetic answer).
+    floor_path: Option<&'static str>,
+    target: Option<Target>,
 }
 
-/// What one scenario measured: medians of the edge's and the direct runs.
+/// An acceptance target, as a ratio of the edge's figure to the floor's.
+#[derive(Clone, Copy)]
+enum Target {
+    /// p50 at most this many times the floor's.
+    P50AtMost(f64),
+    /// req/s at least this share of the floor's.
+    RpsAtLeast(f64),
+}
+
+/// What one scenario measured: every run of the edge and of the floor.
 pub struct Row {
     pub label: &'static str,
-    pub edge: Sample,
-    pub direct: Sample,
+    connections: u32,
+    edge: Vec<Sample>,
+    floor: Vec<Sample>,
+    target: Option<Target>,
+}
+
+impl Row {
+    fn median(runs: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    fn edge_rps(&self) -> f64 {
+        Self::median(&self.edge, |s| s.rps)
+    }
+    fn floor_rps(&self) -> f64 {
+        Self::median(&self.floor, |s| s.rps)
+    }
+    fn edge_p50(&self) -> f64 {
+        Self::median(&self.edge, |s| s.p50_us)
+    }
+    fn floor_p50(&self) -> f64 {
+        Self::median(&self.floor, |s| s.p50_us)
+    }
+    /// Whether the target holds, when there is one.
+    fn verdict(&self) -> Option<(String, bool)> {
+        Some(match self.target? {
+            Target::P50AtMost(x) => {
+                let r = self.edge_p50() / self.floor_p50();
+                (format!("p50 ≤ {x}× floor: {r:.2}×"), r <= x)
+            }
+            Target::RpsAtLeast(x) => {
+                let r = self.edge_rps() / self.floor_rps();
+                (format!("req/s ≥ {x}× floor: {r:.2}×"), r >= x)
+            }
+        })
+    }
 }
 
 /// Runs the scenarios and returns the markdown section.
@@ -50,6 +108,7 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
     let target = build::target_dir(&root);
     let viceroy = crate::tools::ensure_viceroy()?;
     let wasm = build::edge_wasm(&root, &target)?;
+    let floor_wasm = build::passthrough_wasm(&root, &target)?;
     let origin_bin = build::origin_binary(&root, &target)?;
     let wrk_bin = wrk::ensure()?;
     let secrets = Secrets::generate()?;
@@ -77,8 +136,10 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
         flags_override: None,
         secrets: secrets.clone(),
     };
-    let stack = Stack::start(&spec)?;
-    let result = measure(&stack, &secrets, &wrk_bin, stop);
+    let mut stack = Stack::start(&spec)?;
+    let result = stack
+        .start_other_edge(&spec, &floor_wasm)
+        .and_then(|floor| measure(stack.edge_addr(), floor, &secrets, &wrk_bin, stop));
     drop(stack);
     let _ = std::fs::remove_dir_all(data_dir);
     let rows = result?;
@@ -99,64 +160,66 @@ fn config_without_rate_limits() -> Result<String> {
 }
 
 fn measure(
-    stack: &Stack,
+    edge: SocketAddr,
+    floor: SocketAddr,
     secrets: &Secrets,
     wrk_bin: &Path,
     stop: &AtomicBool,
 ) -> Result<Vec<Row>> {
-    let edge = stack.edge_addr();
-    let origin = stack.origin_addr("origin_us").context("origin_us")?;
     let user = User::sign_up(edge, secrets)?;
     let bench_dir = crate::workspace_root().join("target/bench");
     std::fs::create_dir_all(&bench_dir)?;
     let script = wrk::process_script(&bench_dir)?;
     let mut rows = Vec::new();
     for sc in &scenarios(&user) {
-        for addr in [edge, origin] {
-            check(addr, sc)?;
-        }
+        let floor_path = sc.floor_path.map_or(sc.path.as_str(), |p| p);
+        check(edge, sc, &sc.path)?;
+        check(floor, sc, floor_path)?;
         let once = |addr: SocketAddr, seconds: u64| -> Result<Sample> {
-            let url = format!("http://{addr}{}", sc.path);
+            let path = if addr == edge { &sc.path } else { floor_path };
+            let url = format!("http://{addr}{path}");
             let script = sc.body.is_some().then_some(&script);
-            wrk::run(wrk_bin, &LOAD, seconds, &url, &sc.headers, script, stop)
+            wrk::run(wrk_bin, &sc.load, seconds, &url, &sc.headers, script, stop)
         };
-        let row = measure_scenario(sc, once, edge, origin)?;
+        let row = measure_scenario(sc, once, edge, floor)?;
         println!(
-            "  {:<58} edge {:>7.0} req/s p50 {:>8.0} us | direct {:>7.0} req/s p50 {:>6.0} us",
-            sc.label, row.edge.rps, row.edge.p50_us, row.direct.rps, row.direct.p50_us
+            "  {:<52} c={:<2} edge {:>6.0} req/s p50 {:>6.0} us | floor {:>6.0} req/s p50 {:>6.0} us",
+            sc.label,
+            row.connections,
+            row.edge_rps(),
+            row.edge_p50(),
+            row.floor_rps(),
+            row.floor_p50()
         );
         rows.push(row);
     }
     Ok(rows)
 }
 
-/// One scenario: a warm-up on each target, then the runs alternating edge and direct;
+/// One scenario: a warm-up on each target, then the runs alternating edge and floor;
 /// errors at the edge under load stop the benchmark.
 fn measure_scenario(
     sc: &Scenario,
     once: impl Fn(SocketAddr, u64) -> Result<Sample>,
     edge: SocketAddr,
-    origin: SocketAddr,
+    floor: SocketAddr,
 ) -> Result<Row> {
     once(edge, WARMUP_S)?;
-    once(origin, WARMUP_S)?;
-    let (mut at_edge, mut direct) = (Vec::new(), Vec::new());
-    for _ in 0..REPEATS {
-        at_edge.push(once(edge, DURATION_S)?);
-        direct.push(once(origin, DURATION_S)?);
-    }
-    let row = Row {
+    once(floor, WARMUP_S)?;
+    let mut row = Row {
         label: sc.label,
-        edge: median_sample(at_edge),
-        direct: median_sample(direct),
+        connections: sc.load.connections,
+        edge: Vec::new(),
+        floor: Vec::new(),
+        target: sc.target,
     };
-    if row.edge.non_2xx > 0 || row.edge.socket_errors > 0 {
-        bail!(
-            "{}: the edge answered {} non-2xx responses and {} socket errors under load",
-            sc.label,
-            row.edge.non_2xx,
-            row.edge.socket_errors
-        );
+    for _ in 0..REPEATS {
+        row.edge.push(once(edge, DURATION_S)?);
+        row.floor.push(once(floor, DURATION_S)?);
+    }
+    let errors: u64 = row.edge.iter().map(|s| s.non_2xx + s.socket_errors).sum();
+    if errors > 0 {
+        bail!("{}: the edge answered {errors} errors under load", sc.label);
     }
     Ok(row)
 }
@@ -196,58 +259,83 @@ impl User {
     }
 }
 
-fn scenarios(user: &User) -> [Scenario; 5] {
+fn scenarios(user: &User) -> Vec<Scenario> {
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     // `Cache-Control: no-store` makes the edge pass a cacheable read through: the
     // authenticated rows then measure auth + forward, the cache-hit row the cache.
     let no_store = "Cache-Control: no-store".to_owned();
-    [
+    let scenario = |label, load, path: String, headers| Scenario {
+        label,
+        load,
+        method: "GET",
+        path,
+        headers,
+        body: None,
+        floor_path: None,
+        target: None,
+    };
+    vec![
         Scenario {
-            label: "public uncached GET `/health`",
-            method: "GET",
-            path: "/health".into(),
-            headers: vec![],
-            body: None,
+            target: Some(Target::P50AtMost(1.3)),
+            ..scenario(
+                "public uncached GET `/health`",
+                SERIAL,
+                "/health".into(),
+                vec![],
+            )
         },
         Scenario {
-            label: "authenticated GET, HS256 (`/api/user/profile`, no-store)",
-            method: "GET",
-            path: "/api/user/profile".into(),
-            headers: vec![bearer(&user.hs256), no_store.clone()],
-            body: None,
+            target: Some(Target::RpsAtLeast(0.8)),
+            ..scenario(
+                "public uncached GET `/health`",
+                CONCURRENT,
+                "/health".into(),
+                vec![],
+            )
+        },
+        scenario(
+            "authenticated GET, HS256 (`/api/user/profile`, no-store)",
+            SERIAL,
+            "/api/user/profile".into(),
+            vec![bearer(&user.hs256), no_store.clone()],
+        ),
+        scenario(
+            "authenticated GET, ES256 (`/api/user/profile`, no-store)",
+            SERIAL,
+            "/api/user/profile".into(),
+            vec![bearer(&user.es256), no_store],
+        ),
+        Scenario {
+            floor_path: Some(SYNTHETIC),
+            target: Some(Target::P50AtMost(1.5)),
+            ..scenario(
+                "cache hit, HS256 (`/api/user/{id}`) vs synthetic 200",
+                SERIAL,
+                format!("/api/user/{}", user.id),
+                vec![bearer(&user.hs256)],
+            )
         },
         Scenario {
-            label: "authenticated GET, ES256 (`/api/user/profile`, no-store)",
-            method: "GET",
-            path: "/api/user/profile".into(),
-            headers: vec![bearer(&user.es256), no_store],
-            body: None,
-        },
-        Scenario {
-            label: "cache hit, HS256 (`/api/user/{id}`)",
-            method: "GET",
-            path: format!("/api/user/{}", user.id),
-            headers: vec![bearer(&user.hs256)],
-            body: None,
-        },
-        Scenario {
-            label: "POST `/api/process`, HS256",
             method: "POST",
-            path: "/api/process".into(),
-            headers: vec![bearer(&user.hs256)],
             body: Some(PROCESS_BODY),
+            ..scenario(
+                "POST `/api/process`, HS256",
+                SERIAL,
+                "/api/process".into(),
+                vec![bearer(&user.hs256)],
+            )
         },
     ]
 }
 
 /// One request first, so a scenario that would fail (401, 429, 404) stops the benchmark
 /// instead of being timed; for the cache-hit row it also fills the entry.
-fn check(addr: SocketAddr, sc: &Scenario) -> Result<()> {
+fn check(addr: SocketAddr, sc: &Scenario, path: &str) -> Result<()> {
     let bearer = sc
         .headers
         .iter()
         .find_map(|h| h.strip_prefix("Authorization: Bearer "));
-    let resp = http::request(addr, sc.method, &sc.path, bearer, sc.body)?;
+    let resp = http::request(addr, sc.method, path, bearer, sc.body)?;
     if !(200..300).contains(&resp.status) {
         bail!(
             "{} on {addr} answered {}: {}",
@@ -257,11 +345,6 @@ fn check(addr: SocketAddr, sc: &Scenario) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn median_sample(mut runs: Vec<Sample>) -> Sample {
-    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-    runs.swap_remove(runs.len() / 2)
 }
 
 fn mint_hs256(secret: &str, email: &str, uid: &str) -> Result<String> {
@@ -284,33 +367,40 @@ fn render(rows: &[Row]) -> String {
 fn write_table(out: &mut String, rows: &[Row]) -> fmt::Result {
     writeln!(
         out,
-        "| request | edge req/s | direct req/s | edge p50 / p99 | direct p50 / p99 | added p50 |\n\
-         |---|---:|---:|---:|---:|---:|"
+        "| request | c | fastgate req/s | floor req/s | req/s ratio | fastgate p50 | floor p50 | p50 ratio | target |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|"
     )?;
     for r in rows {
+        let verdict = match r.verdict() {
+            Some((text, true)) => format!("**met**: {text}"),
+            Some((text, false)) => format!("**missed**: {text}"),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {} / {} | {} / {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2}× | {} | {} | {:.2}× | {verdict} |",
             r.label,
-            r.edge.rps,
-            r.direct.rps,
-            ms(r.edge.p50_us),
-            ms(r.edge.p99_us),
-            ms(r.direct.p50_us),
-            ms(r.direct.p99_us),
-            ms(r.edge.p50_us - r.direct.p50_us),
+            r.connections,
+            r.edge_rps(),
+            r.floor_rps(),
+            r.edge_rps() / r.floor_rps(),
+            ms(r.edge_p50()),
+            ms(r.floor_p50()),
+            r.edge_p50() / r.floor_p50(),
         )?;
     }
     writeln!(
         out,
-        "\nwrk -t{} -c{} -d{DURATION_S}s --latency; {WARMUP_S}s warm-up each, then {REPEATS} runs \
-         per target alternating edge and direct, median run (by req/s) reported. Edge = Viceroy \
-         0.22 running the release Wasm with every phase (route, auth, rate-limit phase, flags, \
-         cache, signing, forward, log line); direct = the same request to `origin_us`. Bench \
-         settings: rate limits removed from the config, origins not checking the edge \
-         signature (so direct requests are answered too). Viceroy instantiates the Wasm per \
-         request on this machine's 2 cores, so these figures bound local overhead; Fastly's \
-         production runtime is not Viceroy.",
-        LOAD.threads, LOAD.connections
+        "\nwrk --latency, {DURATION_S}s per run; {WARMUP_S}s warm-up each, then {REPEATS} runs \
+         per target alternating fastgate and floor; each figure is the median of its runs. \
+         fastgate = Viceroy 0.22 running the release Wasm with every phase (route, auth, \
+         rate-limit phase, flags, cache, signing, forward, log line); floor = the same Viceroy \
+         version on the same manifest running `benches/passthrough` (only `fastly`: \
+         `req.send(\"origin_us\")`, or a synthetic `200` for the cache-hit row). Both serve \
+         in reusable sandboxes where the Wasm asks for it: fastgate does \
+         (`fastly::http::serve`, config compiled once per instance), the floor does not \
+         (one instance per request, as the plain `main` it is). Bench settings: rate limits \
+         removed from the config, origins not checking the edge signature (so the floor's \
+         requests are answered too)."
     )
 }
