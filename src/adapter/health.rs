@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use fastly::cache::core::{self as cache, CacheKey, Transaction};
-use fastly::experimental::{BackendExt, BackendHealth};
-use fastly::Backend;
+use fastly_sys::fastly_backend::{self, BackendHealth};
 
 use super::telemetry::log_event;
 
@@ -42,6 +41,23 @@ fn any_mark_key() -> CacheKey {
 /// can linger, including the re-insertions of half-open probes.
 const ANY_MARK_LINGER: Duration = Duration::from_secs(2 * 3600);
 
+/// The platform's own health check of `backend` (a backend with none is `Unknown`, not
+/// unhealthy). One hostcall: the SDK's `Backend::from_name` and `is_healthy` make two.
+fn platform_says_unhealthy(backend: &str) -> bool {
+    const UNHEALTHY: u32 = BackendHealth::Unhealthy as u32;
+    let mut health = 0u32;
+    // SAFETY: the hostcall reads `backend` and writes one `u32` (read as a plain integer,
+    // so a value the enum does not know cannot be undefined behaviour).
+    let status = unsafe {
+        fastly_backend::is_healthy(
+            backend.as_ptr(),
+            backend.len(),
+            (&mut health as *mut u32).cast::<BackendHealth>(),
+        )
+    };
+    status.is_ok() && health == UNHEALTHY
+}
+
 /// What this request read of the shared down-marks.
 pub struct Marks {
     /// Whether any backend may carry a mark; when not, no per-backend entry is read.
@@ -60,10 +76,8 @@ impl Marks {
     /// shared down-mark. An expired (stale) mark elects exactly one request, the one the
     /// cache hands the update obligation to, as the half-open probe.
     pub fn health(&self, backend: &str) -> Health {
-        if let Ok(b) = Backend::from_name(backend) {
-            if matches!(b.is_healthy(), Ok(BackendHealth::Unhealthy)) {
-                return Health::Down;
-            }
+        if platform_says_unhealthy(backend) {
+            return Health::Down;
         }
         if !self.any {
             return Health::Up;

@@ -17,6 +17,7 @@
 //! (Core Cache transactions), [`proxy`] (signed sends with failover) and [`telemetry`].
 
 mod body;
+mod client;
 mod core_cache;
 mod ctx;
 mod health;

@@ -13,6 +13,7 @@ use fastgate::problem::Problem;
 use fastgate::ratelimit;
 use fastgate::request_id;
 
+use super::client;
 use super::core_cache::{self, CachedRequest};
 use super::ctx::Ctx;
 use super::keys::PlatformKeys;
@@ -29,8 +30,8 @@ pub(crate) fn request_filter<'g>(
     req: &Request,
 ) -> Result<ForwardPlan<'g>, Early> {
     ctx.method = req.get_method_str().to_owned();
-    ctx.client_ip = req.get_client_ip_addr();
-    ctx.geo = platform::client_geo(ctx.client_ip);
+    ctx.client_ip = client::ip(req);
+    ctx.geo = client::geo(ctx.client_ip);
     let raw_uri = platform::raw_uri(req);
     let facts = platform::request_facts(req, raw_uri.as_deref(), ctx.client_ip, &ctx.geo);
     let plan = ctx.gateway.plan(&facts);

@@ -10,7 +10,6 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use fastly::geo::geo_lookup;
 use fastly::http::{StatusCode, Url};
 use fastly::{ConfigStore, Request, Response, SecretStore};
 
@@ -117,16 +116,6 @@ pub(crate) fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
         .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
-/// The client's location, for the geo map and flags.
-pub(crate) fn client_geo(ip: Option<IpAddr>) -> ClientGeo {
-    ip.and_then(geo_lookup)
-        .map(|g| ClientGeo {
-            country: Some(g.country_code().to_ascii_uppercase()),
-            continent: Some(g.continent().as_code().to_owned()),
-        })
-        .unwrap_or_default()
-}
-
 /// The request as the planning phases see it. `raw_uri` is the target as sent ([`raw_uri`]);
 /// when it could not be read there is no fallback: the path is left empty, which the
 /// planning phases refuse with 400.
@@ -146,7 +135,7 @@ pub(crate) fn request_facts<'r>(
             .map(|(n, v)| (n.as_str(), std::str::from_utf8(v.as_bytes()).unwrap_or("")))
             .collect(),
         client_ip,
-        tls: req.get_tls_protocol_bytes().is_some(),
+        tls: super::client::tls(req),
         geo: geo.clone(),
     }
 }
