@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use fastly::http::StatusCode;
-use fastly::{Request, Response, SecretStore};
+use fastly::{Request, Response};
 
 use fastgate::identity;
 use fastgate::plan::{self, ForwardPlan};
@@ -68,8 +68,7 @@ pub(crate) fn authenticate(
     plan: &ForwardPlan<'_>,
 ) -> Result<(), Early> {
     let started = Instant::now();
-    let secrets = SecretStore::open(platform::SECRET_STORE).ok();
-    let mut keys = PlatformKeys::new(secrets.as_ref(), &ctx.gateway.config().auth.jwks);
+    let mut keys = PlatformKeys::new(&ctx.gateway.config().auth.jwks);
     let authorization = header(req, "authorization");
     let cookie = header(req, "cookie");
     let now = fastgate::http::unix_now();

@@ -116,7 +116,7 @@ impl Upstream<'_> {
             Some(q) => req.set_query_str(q),
             None => req.remove_query(),
         }
-        let digest = bind_body(&mut req).map_err(|e| {
+        let body = bind_body(&mut req).map_err(|e| {
             log_event("request_body_unreadable", &e.to_string());
             Problem::new(
                 ProblemKind::BadRequest,
@@ -130,11 +130,7 @@ impl Upstream<'_> {
         })?;
         req.set_header(identity::IDENTITY_HEADER, self.identity.as_str());
         req.set_header(identity::FLAGS_HEADER, self.flags.as_str());
-        Ok(Prepared {
-            req,
-            digest,
-            nonces,
-        })
+        Ok(Prepared { req, body, nonces })
     }
 
     /// Signs `req` over exactly what goes upstream (read back from it), with `nonce`.
@@ -159,17 +155,23 @@ impl Upstream<'_> {
 /// A request ready to send once signed.
 struct Prepared {
     req: Request,
-    /// The `Content-Digest` of its body; `None` when it has none.
-    digest: Option<String>,
+    /// Its body and the body's `Content-Digest`; `None` when it has none.
+    body: Option<Bound>,
     /// One nonce per attempt.
     nonces: Nonces,
+}
+
+/// A body read whole and bound to the signature by its digest.
+struct Bound {
+    bytes: Vec<u8>,
+    digest: String,
 }
 
 /// Reads the body into memory, puts it back for sending (and for failover copies) and sets
 /// its `Content-Digest`, which the signature then covers; a client's own `Content-Digest`
 /// never passes. An empty body is sent as none, with no digest. The body is bounded by the
 /// route's body limit, enforced before this phase.
-fn bind_body(req: &mut Request) -> std::io::Result<Option<String>> {
+fn bind_body(req: &mut Request) -> std::io::Result<Option<Bound>> {
     req.remove_header(identity::CONTENT_DIGEST_HEADER);
     let Some(mut body) = req.try_take_body() else {
         return Ok(None);
@@ -181,8 +183,23 @@ fn bind_body(req: &mut Request) -> std::io::Result<Option<String>> {
     }
     let digest = identity::content_digest(&bytes);
     req.set_header(identity::CONTENT_DIGEST_HEADER, digest.as_str());
-    req.set_body(bytes);
-    Ok(Some(digest))
+    req.set_body(bytes.clone());
+    Ok(Some(Bound { bytes, digest }))
+}
+
+/// The request again, for the next attempt: built in guest memory from the prepared one
+/// (method, URL, headers, body), so the first attempt, which nearly always answers, costs
+/// no copy through the platform; `Request::clone_with_body` would load the client
+/// request's metadata and copy every header into a new host handle up front.
+fn copy_for_retry(req: &Request, body: Option<&Bound>) -> Request {
+    let mut copy = Request::new(req.get_method().clone(), req.get_url().clone());
+    for (name, value) in req.get_headers() {
+        copy.append_header(name.clone(), value.clone());
+    }
+    if let Some(body) = body {
+        copy.set_body(body.bytes.clone());
+    }
+    copy
 }
 
 /// One request's walk down its candidate backends.
@@ -203,23 +220,20 @@ impl Attempts<'_, '_> {
         candidates: &[String],
         trace: &mut Trace,
     ) -> Result<Response, NoOriginAnswered> {
-        let Prepared {
-            req,
-            digest,
-            nonces,
-        } = prepared;
+        let Prepared { req, body, nonces } = prepared;
         let method = req.get_method_str().to_owned();
-        let mut pending = Some(req);
+        let digest = body.as_ref().map(|b| b.digest.as_str());
+        let mut next = Some(req);
         for (i, backend) in candidates.iter().enumerate() {
-            let last = i + 1 == candidates.len();
-            // Every attempt but the last sends a copy, keeping the body for the next one.
-            let mut attempt = match (last, pending.as_mut()) {
-                (false, Some(req)) => req.clone_with_body(),
-                (true, Some(_)) => pending.take().expect("checked by the match"),
-                (_, None) => break,
+            let Some(mut attempt) = next.take() else {
+                break;
             };
+            if i + 1 < candidates.len() {
+                next = Some(copy_for_retry(&attempt, body.as_ref()));
+            }
+            let last = next.is_none();
             let nonce = nonces.for_attempt(i);
-            self.upstream.sign(&mut attempt, digest.as_deref(), &nonce);
+            self.upstream.sign(&mut attempt, digest, &nonce);
             trace.attempts.push(backend.clone());
             let (outcome, resp) = self.attempt(attempt, backend);
             let retry =
