@@ -13,7 +13,7 @@ use std::rc::Rc;
 use fastly::http::{StatusCode, Url};
 use fastly::{ConfigStore, Request, Response, SecretStore};
 
-use fastgate::config;
+use fastgate::config::{self, InstanceCache};
 use fastgate::geo::ClientGeo;
 use fastgate::plan::{Gateway, RequestFacts};
 use fastgate::problem::{self, Problem};
@@ -38,17 +38,10 @@ pub(crate) struct Loaded {
     warnings: Vec<(&'static str, String)>,
 }
 
-/// The config this instance compiled, and the Config Store text it was compiled from.
-struct Compiled {
-    /// The `config` and `flags` entries as read.
-    from: (Option<String>, Option<String>),
-    loaded: Rc<Loaded>,
-}
-
 thread_local! {
     /// A reused sandbox serves several requests (`main`): the Config Store is read on each,
     /// but its text is parsed and validated again only when it changed.
-    static COMPILED: RefCell<Option<Compiled>> = const { RefCell::new(None) };
+    static COMPILED: RefCell<InstanceCache<Loaded>> = const { RefCell::new(InstanceCache::new()) };
 }
 
 /// Loads the config in force. A rejected override is logged and the embedded config
@@ -57,24 +50,10 @@ thread_local! {
 pub(crate) fn load_gateway() -> Result<Rc<Loaded>, Early> {
     let store = ConfigStore::try_open(CONFIG_STORE).ok();
     let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
-    let from = (entry(CONFIG_KEY), entry(FLAGS_KEY));
-    let cached = COMPILED.with_borrow(|c| {
-        c.as_ref()
-            .filter(|c| c.from == from)
-            .map(|c| Rc::clone(&c.loaded))
-    });
-    let loaded = match cached {
-        Some(loaded) => loaded,
-        None => {
-            let loaded = Rc::new(compile(&from)?);
-            let compiled = Compiled {
-                from,
-                loaded: Rc::clone(&loaded),
-            };
-            COMPILED.set(Some(compiled));
-            loaded
-        }
-    };
+    let (config, flags) = (entry(CONFIG_KEY), entry(FLAGS_KEY));
+    let loaded = COMPILED.with_borrow_mut(|cache| {
+        cache.get_or_compile(config.as_deref(), flags.as_deref(), compile)
+    })?;
     for (event, reason) in &loaded.warnings {
         log_event(event, reason);
     }
@@ -82,8 +61,8 @@ pub(crate) fn load_gateway() -> Result<Rc<Loaded>, Early> {
 }
 
 /// Parses and validates the config the store's entries select.
-fn compile((config_json, flags_json): &(Option<String>, Option<String>)) -> Result<Loaded, Early> {
-    let loaded = config::load(config_json.as_deref(), flags_json.as_deref()).map_err(|e| {
+fn compile(config_json: Option<&str>, flags_json: Option<&str>) -> Result<Loaded, Early> {
+    let loaded = config::load(config_json, flags_json).map_err(|e| {
         log_event("config_invalid", &e.to_string());
         Early::from(problem_response(
             &Problem::internal(&request_id::generate()),

@@ -11,6 +11,7 @@
 //! whole line; a refusal is an [`AuthFailure`], already shaped as RFC 6750 answers it.
 
 mod claims;
+mod crypto;
 mod extract;
 mod failure;
 mod jwks;

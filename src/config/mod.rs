@@ -5,12 +5,14 @@
 //! [`Config::parse`], which rejects unknown fields and dangling backend names *at load*,
 //! naming the offending field ([`FieldError`]), so a bad config never turns into a storm of
 //! 500s. `model.rs` is the shape, `validate.rs` the cross-field checks, `load.rs` the
-//! choice between embedded and override (and the config's hash), and `canonical.rs` the
-//! embedded copy's compact form.
+//! choice between embedded and override (and the config's hash), `canonical.rs` the
+//! embedded copy's compact form, and `instance.rs` the compiled config an instance keeps
+//! between the requests it serves.
 
 mod canonical;
 mod error;
 mod field;
+mod instance;
 mod limits;
 mod load;
 mod model;
@@ -19,6 +21,7 @@ mod validate;
 pub use crate::geo::GeoMap;
 pub use error::ConfigError;
 pub use field::FieldError;
+pub use instance::InstanceCache;
 pub use limits::Limits;
 pub use load::{load, Loaded, Source};
 pub use model::{Backend, Config, Failover, Limiter};

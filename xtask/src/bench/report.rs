@@ -15,7 +15,7 @@ use crate::build;
 /// Library work per request on an authenticated cached read, natively (µs).
 const LIBRARY_TARGET_US: f64 = 20.0;
 const ES256_TARGET_US: f64 = 150.0;
-const WASM_GZIP_TARGET: u64 = 1_500_000;
+const WASM_GZIP_TARGET: u64 = 500_000;
 
 /// Every section, measured in turn.
 struct Sections {
@@ -131,7 +131,7 @@ fn phase_table(md: &mut String, phases: &[phases::Phase]) -> fmt::Result {
     writeln!(md, "| phase | median | target |\n|---|---:|---|")?;
     for p in phases {
         let target = match p.name.as_str() {
-            "route_verify_hs256_cache_key" => format!(
+            "whole_request" => format!(
                 "≤ {LIBRARY_TARGET_US} µs: {}",
                 verdict(p.median_us <= LIBRARY_TARGET_US)
             ),
@@ -145,8 +145,11 @@ fn phase_table(md: &mut String, phases: &[phases::Phase]) -> fmt::Result {
     }
     writeln!(
         md,
-        "\n`route_verify_hs256_cache_key` is the library's whole work on an authenticated cached \
-         read (plan the route, verify HS256, build the cache key); `config_*` is paid once per \
-         request, since every request runs in a fresh Wasm instance."
+        "\n`whole_request` is the library's whole per-request work on an authenticated cached \
+         read: the instance's config for the Config Store text read this request, plan the \
+         route, verify HS256, build the cache key (`route_verify_hs256_cache_key` is the same \
+         without the config step). `config_*` is paid once per instance, and again when the \
+         Config Store's text changes: the edge serves in reusable sandboxes and keeps the \
+         compiled config between requests."
     )
 }
