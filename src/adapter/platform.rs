@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use fastly::http::{StatusCode, Url};
 use fastly::{ConfigStore, Request, Response, SecretStore};
@@ -39,8 +40,9 @@ pub(crate) struct Loaded {
 }
 
 thread_local! {
-    /// A reused sandbox serves several requests (`main`): the Config Store is read on each,
-    /// but its text is parsed and validated again only when it changed.
+    /// A reused sandbox serves several requests (`main`): the Config Store is read at most
+    /// every `config::RECHECK`, and its text parsed and validated again only when it
+    /// changed.
     static COMPILED: RefCell<InstanceCache<Loaded>> = const { RefCell::new(InstanceCache::new()) };
 }
 
@@ -48,12 +50,18 @@ thread_local! {
 /// answers; an embedded config that fails is a build defect (unit tests validate it), so
 /// the client gets a 500 problem.
 pub(crate) fn load_gateway() -> Result<Rc<Loaded>, Early> {
-    let store = ConfigStore::try_open(CONFIG_STORE).ok();
-    let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
-    let (config, flags) = (entry(CONFIG_KEY), entry(FLAGS_KEY));
-    let loaded = COMPILED.with_borrow_mut(|cache| {
-        cache.get_or_compile(config.as_deref(), flags.as_deref(), compile)
-    })?;
+    let now = Instant::now();
+    let loaded = match COMPILED.with_borrow(|cache| cache.recent(now)) {
+        Some(loaded) => loaded,
+        None => {
+            let store = ConfigStore::try_open(CONFIG_STORE).ok();
+            let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
+            let (config, flags) = (entry(CONFIG_KEY), entry(FLAGS_KEY));
+            COMPILED.with_borrow_mut(|cache| {
+                cache.get_or_compile(config.as_deref(), flags.as_deref(), now, compile)
+            })?
+        }
+    };
     for (event, reason) in &loaded.warnings {
         log_event(event, reason);
     }

@@ -21,7 +21,7 @@ mod validate;
 pub use crate::geo::GeoMap;
 pub use error::ConfigError;
 pub use field::FieldError;
-pub use instance::InstanceCache;
+pub use instance::{InstanceCache, RECHECK};
 pub use limits::Limits;
 pub use load::{load, Loaded, Source};
 pub use model::{Backend, Config, Failover, Limiter};
