@@ -184,16 +184,31 @@ impl Stack {
     /// Starts another Viceroy running `wasm` with this stack's manifest (the same backends,
     /// stores and geolocation) and returns its address once it answers.
     pub fn start_other_edge(&mut self, spec: &StackSpec, wasm: &Path) -> Result<SocketAddr> {
+        self.start_other_edge_with(spec, wasm, &[], &[])
+    }
+
+    /// As [`Stack::start_other_edge`], with further Viceroy arguments (`--profile=...`)
+    /// and environment (`RUST_LOG`); its output goes to `<name>.log` in the run directory
+    /// ([`Stack::other_edge_log`]).
+    pub fn start_other_edge_with(
+        &mut self,
+        spec: &StackSpec,
+        wasm: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<SocketAddr> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut cmd = Command::new(&spec.viceroy);
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
+            .args(args)
             .arg("--addr")
             .arg(addr.to_string())
             .arg("-C")
             .arg(&self.manifest)
             .arg(wasm);
         let name = format!("viceroy-{}", self.others.len() + 1);
-        let mut proc = self.spawn(&name, cmd, spec.inherit_output)?;
+        let mut proc = self.spawn(&name, cmd, false)?;
         let ready = wait_http(addr, "/health", &mut proc, Duration::from_secs(120));
         self.others.push(proc);
         ready.with_context(|| format!("{name} did not become ready"))?;
@@ -309,6 +324,25 @@ impl Stack {
             child,
             log,
         })
+    }
+
+    /// How many further Viceroys were started.
+    pub fn others_len(&self) -> usize {
+        self.others.len()
+    }
+
+    /// The output file of the `n`th further Viceroy.
+    pub fn other_edge_log(&self, n: usize) -> Option<PathBuf> {
+        self.others.get(n)?.log.clone()
+    }
+
+    /// Stops the `n`th further Viceroy (0-based, in start order) and returns the path of
+    /// its output.
+    pub fn stop_other_edge(&mut self, n: usize) -> Option<PathBuf> {
+        let proc = self.others.get_mut(n)?;
+        let _ = proc.child.kill();
+        let _ = proc.child.wait();
+        proc.log.clone()
     }
 
     /// The edge's base URL, e.g. `http://127.0.0.1:7676`.

@@ -26,8 +26,8 @@ use crate::build;
 use crate::stack::{Secrets, Stack, StackSpec, Upstream};
 
 const DURATION_S: u64 = 4;
-const WARMUP_S: u64 = 1;
-const REPEATS: usize = 3;
+const WARMUP_S: u64 = 2;
+const REPEATS: usize = 5;
 const SERIAL: Load = Load {
     threads: 1,
     connections: 1,
@@ -109,6 +109,7 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
     let viceroy = crate::tools::ensure_viceroy()?;
     let wasm = build::edge_wasm(&root, &target)?;
     let floor_wasm = build::passthrough_wasm(&root, &target)?;
+    let named_wasm = super::wasm::named_wasm(&root)?;
     let origin_bin = build::origin_binary(&root, &target)?;
     let wrk_bin = wrk::ensure()?;
     let secrets = Secrets::generate()?;
@@ -139,11 +140,16 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
     let mut stack = Stack::start(&spec)?;
     let result = stack
         .start_other_edge(&spec, &floor_wasm)
-        .and_then(|floor| measure(stack.edge_addr(), floor, &secrets, &wrk_bin, stop));
+        .and_then(|floor| measure(stack.edge_addr(), floor, &secrets, &wrk_bin, stop))
+        .and_then(|rows| {
+            stack.stop_other_edge(0);
+            let guest = super::guest::report(&mut stack, &spec, &named_wasm, &floor_wasm)?;
+            Ok((rows, guest))
+        });
     drop(stack);
     let _ = std::fs::remove_dir_all(data_dir);
-    let rows = result?;
-    Ok(render(&rows))
+    let (rows, guest) = result?;
+    Ok(format!("{}\n{guest}", render(&rows)))
 }
 
 fn config_without_rate_limits() -> Result<String> {

@@ -8,6 +8,7 @@
 //! the Wasm's size, into one file).
 
 mod edge;
+mod guest;
 mod http;
 mod origin;
 mod phases;

@@ -2,7 +2,7 @@
 //! that keeps the name section; the shipped build strips it).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -30,9 +30,30 @@ pub fn measure(root: &Path, wasm: &Path) -> Result<Size> {
     })
 }
 
-/// Builds the same Wasm with its symbols kept (debug info still stripped; a separate target
-/// dir, same profile otherwise) and asks twiggy for the 20 largest items, installing twiggy from crates.io when missing.
+/// Asks twiggy for the 20 largest items of the names-kept build ([`named_wasm`]),
+/// installing twiggy from crates.io when missing.
 fn contributors(root: &Path) -> Result<String> {
+    let named = named_wasm(root)?;
+    if Command::new("twiggy").arg("--version").output().is_err() {
+        eprintln!("xtask bench: installing twiggy from crates.io");
+        crate::tools::run(Command::new("cargo").args(["install", "twiggy", "--locked"]))?;
+    }
+    let out = Command::new("twiggy")
+        .args(["top", "-n", "20"])
+        .arg(&named)
+        .output()
+        .context("running twiggy")?;
+    let table = format!(
+        "```text\n{}```\n\nThe name section (`\"function names\" subsection`) exists only in this \
+         analysis build; the shipped Wasm is stripped.\n",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(table)
+}
+
+/// The edge Wasm with its function names kept (debug info still stripped; a separate target
+/// dir, same profile otherwise), for twiggy and the guest profiler.
+pub fn named_wasm(root: &Path) -> Result<PathBuf> {
     let target = root.join("target/bench/wasm-names");
     crate::tools::run(
         Command::new("cargo")
@@ -52,20 +73,5 @@ fn contributors(root: &Path) -> Result<String> {
             ])
             .arg(&target),
     )?;
-    let named = target.join("wasm32-wasip1/wasm/fastgate.wasm");
-    if Command::new("twiggy").arg("--version").output().is_err() {
-        eprintln!("xtask bench: installing twiggy from crates.io");
-        crate::tools::run(Command::new("cargo").args(["install", "twiggy", "--locked"]))?;
-    }
-    let out = Command::new("twiggy")
-        .args(["top", "-n", "20"])
-        .arg(&named)
-        .output()
-        .context("running twiggy")?;
-    let table = format!(
-        "```text\n{}```\n\nThe name section (`\"function names\" subsection`) exists only in this \
-         analysis build; the shipped Wasm is stripped.\n",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    Ok(table)
+    Ok(target.join("wasm32-wasip1/wasm/fastgate.wasm"))
 }

@@ -1,0 +1,216 @@
+//! Where the edge's time goes, and what it asks of the platform, for the uncached public
+//! GET (`/health`) the floor comparison leads with. Two views, both from Viceroy itself:
+//!
+//! - the guest profiler (`viceroy serve --profile=guest`), on the same Wasm with its
+//!   function names kept: wall time per function inside `adapter::serve`, inclusive, per
+//!   request. It samples wall time, so a function blocked in a hostcall (the origin's
+//!   answer, a cache lookup) is charged with the wait;
+//! - the hostcall trace (`RUST_LOG=viceroy_lib=trace`): every hostcall the Wasm makes, by
+//!   kind, per request, for fastgate and for the pass-through floor side by side.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use super::http;
+use crate::stack::{Stack, StackSpec};
+
+/// Requests per measurement, after one that starts the instance.
+const REQUESTS: usize = 60;
+/// Functions listed in the profile.
+const TOP: usize = 25;
+
+/// The markdown section: the profile, then the hostcall counts.
+pub fn report(stack: &mut Stack, spec: &StackSpec, named: &Path, floor: &Path) -> Result<String> {
+    let run_dir = std::env::temp_dir().join(format!("fastgate-guest-{}", std::process::id()));
+    let profiles = run_dir.join("profiles");
+    std::fs::create_dir_all(&profiles)?;
+    let profile_arg = format!("--profile=guest,{},20us", profiles.display());
+    let edge = stack.start_other_edge_with(spec, named, &[profile_arg], &[])?;
+    drive(edge, REQUESTS + 1)?;
+    let profiled = stack.others_len() - 1;
+    stack.stop_other_edge(profiled);
+    let profile = profile_table(&profiles, REQUESTS + 1)?;
+    let fastgate = hostcalls(stack, spec, &spec.wasm)?;
+    let floor = hostcalls(stack, spec, floor)?;
+    let _ = std::fs::remove_dir_all(run_dir);
+    let mut md = String::new();
+    writeln!(
+        md,
+        "### Profile: `GET /health` (guest profiler, 20 µs samples, {} requests)\n\n{profile}",
+        REQUESTS + 1
+    )?;
+    writeln!(
+        md,
+        "### Hostcalls per request: `GET /health`\n\n{}",
+        hostcall_table(&fastgate, &floor)
+    )?;
+    Ok(md)
+}
+
+/// `n` sequential `GET /health`.
+fn drive(edge: SocketAddr, n: usize) -> Result<()> {
+    for _ in 0..n {
+        http::request(edge, "GET", "/health", None, None)?;
+    }
+    Ok(())
+}
+
+/// Inclusive wall µs per request of each function under `adapter::serve`, the largest
+/// first, as a markdown table.
+fn profile_table(dir: &Path, requests: usize) -> Result<String> {
+    let mut inclusive: BTreeMap<String, f64> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        let profile: Value = serde_json::from_str(&text)?;
+        add_samples(&profile, &mut inclusive).context("reading a guest profile")?;
+    }
+    let serve = inclusive
+        .iter()
+        .find(|(name, _)| name.ends_with("adapter::serve"))
+        .map_or(0.0, |(_, us)| *us);
+    let mut rows: Vec<(String, f64)> = inclusive.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut md = String::from(
+        "| function (inclusive) | µs per request | share of `serve` |\n|---|---:|---:|\n",
+    );
+    for (name, us) in rows.into_iter().take(TOP) {
+        let per = us / requests as f64;
+        let share = if serve > 0.0 { 100.0 * us / serve } else { 0.0 };
+        writeln!(md, "| `{name}` | {per:.0} | {share:.0}% |")?;
+    }
+    Ok(md)
+}
+
+/// Adds one profile's samples that fall inside `adapter::serve` to `inclusive` (µs).
+fn add_samples(profile: &Value, inclusive: &mut BTreeMap<String, f64>) -> Option<()> {
+    let thread = profile["threads"].get(0)?;
+    let strings = thread["stringArray"].as_array()?;
+    let func_names = thread["funcTable"]["name"].as_array()?;
+    let frame_funcs = thread["frameTable"]["func"].as_array()?;
+    let stack_frames = thread["stackTable"]["frame"].as_array()?;
+    let stack_prefix = thread["stackTable"]["prefix"].as_array()?;
+    let samples = &thread["samples"];
+    let stacks = samples["stack"].as_array()?;
+    let deltas = samples["timeDeltas"].as_array()?;
+    for (i, stack) in stacks.iter().enumerate() {
+        // A sample's weight is the time until the next one (ms).
+        let weight_us = deltas.get(i + 1).and_then(Value::as_f64).unwrap_or(0.0) * 1000.0;
+        let mut names = Vec::new();
+        let mut at = stack.as_u64();
+        while let Some(s) = at.map(|s| s as usize) {
+            let func = frame_funcs
+                .get(stack_frames.get(s)?.as_u64()? as usize)?
+                .as_u64()?;
+            let name = strings
+                .get(func_names.get(func as usize)?.as_u64()? as usize)?
+                .as_str()?;
+            names.push(without_hash(name));
+            at = stack_prefix.get(s)?.as_u64();
+        }
+        if !names.iter().any(|n| n.ends_with("adapter::serve")) {
+            continue;
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            *inclusive.entry(name).or_default() += weight_us;
+        }
+    }
+    Some(())
+}
+
+/// `fastgate::adapter::serve::h0123456789abcdef` as `fastgate::adapter::serve`.
+fn without_hash(name: &str) -> String {
+    match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            path.to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// Hostcalls per request by `module::function`, from Viceroy's trace of `REQUESTS`
+/// requests after one that starts the instance.
+fn hostcalls(stack: &mut Stack, spec: &StackSpec, wasm: &Path) -> Result<BTreeMap<String, f64>> {
+    let args = ["-vvv".to_owned()];
+    let edge =
+        stack.start_other_edge_with(spec, wasm, &args, &[("RUST_LOG", "viceroy_lib=trace")])?;
+    drive(edge, 1)?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let n = stack.others_len() - 1;
+    let log = stack
+        .other_edge_log(n)
+        .context("the traced Viceroy has no log")?;
+    let skip = std::fs::read_to_string(&log)?.lines().count();
+    drive(edge, REQUESTS)?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stack.stop_other_edge(n);
+    let text = std::fs::read_to_string(&log)?;
+    let mut counts: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines().skip(skip) {
+        if let Some(kind) = hostcall_of(line) {
+            *counts.entry(kind).or_default() += 1.0 / REQUESTS as f64;
+        }
+    }
+    Ok(counts)
+}
+
+/// `module::function` of a trace line reporting a hostcall's result.
+fn hostcall_of(line: &str) -> Option<String> {
+    let rest = line.split_once("wiggle abi{module=\"")?.1;
+    let (module, rest) = rest.split_once('"')?;
+    let function = rest.split_once("function=\"")?.1.split_once('"')?.0;
+    line.contains(": result=")
+        .then(|| format!("{module}::{function}"))
+}
+
+fn hostcall_table(fastgate: &BTreeMap<String, f64>, floor: &BTreeMap<String, f64>) -> String {
+    let mut kinds: Vec<&String> = fastgate.keys().chain(floor.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    kinds.sort_by(|a, b| get(fastgate, b).total_cmp(&get(fastgate, a)));
+    let mut md = String::from("| hostcall | fastgate | floor |\n|---|---:|---:|\n");
+    for kind in kinds {
+        let _ = writeln!(
+            md,
+            "| `{kind}` | {:.1} | {:.1} |",
+            get(fastgate, kind),
+            get(floor, kind)
+        );
+    }
+    let total = |m: &BTreeMap<String, f64>| m.values().sum::<f64>();
+    let _ = writeln!(
+        md,
+        "| **all** | **{:.1}** | **{:.1}** |",
+        total(fastgate),
+        total(floor)
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_hostcall_line_and_a_demangled_name() {
+        let line = r#"2026-11-28T15:23:12.244009Z TRACE request{id=0}:wiggle abi{module="fastly_config_store" function="open"}: result=Ok(ConfigStoreHandle(0))"#;
+        assert_eq!(
+            hostcall_of(line).as_deref(),
+            Some("fastly_config_store::open")
+        );
+        let call = r#"TRACE request{id=0}:wiggle abi{module="fastly_config_store" function="open"}: name=*guest 0x105eff/15"#;
+        assert_eq!(hostcall_of(call), None);
+        assert_eq!(
+            without_hash("fastgate::adapter::serve::h1ee4cef99618cbe6"),
+            "fastgate::adapter::serve"
+        );
+        assert_eq!(without_hash("<T as X>::hello"), "<T as X>::hello");
+    }
+}
