@@ -1,5 +1,5 @@
 //! Keys for the authenticate phase: HS256 secrets from the Secret Store, an issuer's JWKS
-//! cached across requests in the platform cache (every request is a fresh Wasm instance;
+//! cached across requests in the platform cache (shared by every instance on the POP;
 //! see [`jwks_cache`] for how one request at a time fetches it), and the memory of good
 //! asymmetric signatures.
 

@@ -45,6 +45,9 @@ impl From<Response> for Early {
 }
 
 /// Answers the client's request, then does what may wait until the client has its answer.
+/// Never inlined: the one frame every request's work sits under, which the guest profile
+/// (`cargo xtask bench edge`) anchors on.
+#[inline(never)]
 pub fn serve(req: Request) {
     let started = Instant::now();
     let gateway = match platform::load_gateway() {

@@ -2,9 +2,12 @@
 //! GET (`/health`) the floor comparison leads with. Two views, both from Viceroy itself:
 //!
 //! - the guest profiler (`viceroy serve --profile=guest`), on the same Wasm with its
-//!   function names kept: wall time per function inside `adapter::serve`, inclusive, per
-//!   request. It samples wall time, so a function blocked in a hostcall (the origin's
-//!   answer, a cache lookup) is charged with the wait;
+//!   function names kept: the share of `adapter::serve`'s samples that fall in each
+//!   function, inclusive. The profiler samples only while Wasm runs (at its epoch checks),
+//!   and a sample taken right after a blocking hostcall carries the whole wait in its time
+//!   delta; so samples count one each, and those after a wait over [`BLOCKED_MS`] (the
+//!   origin's answer, the next request) are left out: the table is where the guest's own
+//!   work goes;
 //! - the hostcall trace (`RUST_LOG=viceroy_lib=trace`): every hostcall the Wasm makes, by
 //!   kind, per request, for fastgate and for the pass-through floor side by side.
 
@@ -13,16 +16,20 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use super::http;
 use crate::stack::{Stack, StackSpec};
 
-/// Requests per measurement, after one that starts the instance.
+/// Requests per hostcall count, after one that starts the instance.
 const REQUESTS: usize = 60;
+/// Requests profiled (the profiler takes a few samples per request).
+const PROFILED: usize = 300;
 /// Functions listed in the profile.
 const TOP: usize = 25;
+/// A sample whose time delta exceeds this followed a blocking hostcall.
+const BLOCKED_MS: f64 = 1.0;
 
 /// The markdown section: the profile, then the hostcall counts.
 pub fn report(stack: &mut Stack, spec: &StackSpec, named: &Path, floor: &Path) -> Result<String> {
@@ -31,18 +38,17 @@ pub fn report(stack: &mut Stack, spec: &StackSpec, named: &Path, floor: &Path) -
     std::fs::create_dir_all(&profiles)?;
     let profile_arg = format!("--profile=guest,{},20us", profiles.display());
     let edge = stack.start_other_edge_with(spec, named, &[profile_arg], &[])?;
-    drive(edge, REQUESTS + 1)?;
+    drive(edge, PROFILED)?;
     let profiled = stack.others_len() - 1;
     stack.stop_other_edge(profiled);
-    let profile = profile_table(&profiles, REQUESTS + 1)?;
+    let profile = profile_table(&profiles)?;
     let fastgate = hostcalls(stack, spec, &spec.wasm)?;
     let floor = hostcalls(stack, spec, floor)?;
     let _ = std::fs::remove_dir_all(run_dir);
     let mut md = String::new();
     writeln!(
         md,
-        "### Profile: `GET /health` (guest profiler, 20 µs samples, {} requests)\n\n{profile}",
-        REQUESTS + 1
+        "### Profile: `GET /health` (guest profiler, {PROFILED} requests)\n\n{profile}"
     )?;
     writeln!(
         md,
@@ -60,10 +66,10 @@ fn drive(edge: SocketAddr, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Inclusive wall µs per request of each function under `adapter::serve`, the largest
+/// Each function's inclusive share of the samples under `adapter::serve`, the largest
 /// first, as a markdown table.
-fn profile_table(dir: &Path, requests: usize) -> Result<String> {
-    let mut inclusive: BTreeMap<String, f64> = BTreeMap::new();
+fn profile_table(dir: &Path) -> Result<String> {
+    let mut inclusive: BTreeMap<String, u64> = BTreeMap::new();
     for entry in std::fs::read_dir(dir)? {
         let text = std::fs::read_to_string(entry?.path())?;
         let profile: Value = serde_json::from_str(&text)?;
@@ -72,22 +78,23 @@ fn profile_table(dir: &Path, requests: usize) -> Result<String> {
     let serve = inclusive
         .iter()
         .find(|(name, _)| name.ends_with("adapter::serve"))
-        .map_or(0.0, |(_, us)| *us);
-    let mut rows: Vec<(String, f64)> = inclusive.into_iter().collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut md = String::from(
-        "| function (inclusive) | µs per request | share of `serve` |\n|---|---:|---:|\n",
-    );
-    for (name, us) in rows.into_iter().take(TOP) {
-        let per = us / requests as f64;
-        let share = if serve > 0.0 { 100.0 * us / serve } else { 0.0 };
-        writeln!(md, "| `{name}` | {per:.0} | {share:.0}% |")?;
+        .map_or(0, |(_, n)| *n);
+    if serve == 0 {
+        bail!("no sample fell under `adapter::serve` in {}", dir.display());
     }
+    let mut rows: Vec<(String, u64)> = inclusive.into_iter().collect();
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1));
+    let mut md = String::from("| function (inclusive) | share of `serve` |\n|---|---:|\n");
+    for (name, n) in rows.into_iter().take(TOP) {
+        writeln!(md, "| `{name}` | {:.1}% |", 100.0 * n as f64 / serve as f64)?;
+    }
+    writeln!(md, "\n{serve} samples under `serve`.")?;
     Ok(md)
 }
 
-/// Adds one profile's samples that fall inside `adapter::serve` to `inclusive` (µs).
-fn add_samples(profile: &Value, inclusive: &mut BTreeMap<String, f64>) -> Option<()> {
+/// Adds one profile's samples that fall inside `adapter::serve`, one count per distinct
+/// function on the stack, to `inclusive`.
+fn add_samples(profile: &Value, inclusive: &mut BTreeMap<String, u64>) -> Option<()> {
     let thread = profile["threads"].get(0)?;
     let strings = thread["stringArray"].as_array()?;
     let func_names = thread["funcTable"]["name"].as_array()?;
@@ -97,10 +104,13 @@ fn add_samples(profile: &Value, inclusive: &mut BTreeMap<String, f64>) -> Option
     let samples = &thread["samples"];
     let stacks = samples["stack"].as_array()?;
     let deltas = samples["timeDeltas"].as_array()?;
-    for (i, stack) in stacks.iter().enumerate() {
-        // A sample's weight is the time until the next one (ms).
-        let weight_us = deltas.get(i + 1).and_then(Value::as_f64).unwrap_or(0.0) * 1000.0;
+    for (stack, delta) in stacks.iter().zip(deltas) {
+        if delta.as_f64().unwrap_or(0.0) > BLOCKED_MS {
+            continue;
+        }
+        // From the leaf up to `serve`; a sample with no `serve` frame is not the request's.
         let mut names = Vec::new();
+        let mut in_serve = false;
         let mut at = stack.as_u64();
         while let Some(s) = at.map(|s| s as usize) {
             let func = frame_funcs
@@ -109,16 +119,21 @@ fn add_samples(profile: &Value, inclusive: &mut BTreeMap<String, f64>) -> Option
             let name = strings
                 .get(func_names.get(func as usize)?.as_u64()? as usize)?
                 .as_str()?;
-            names.push(without_hash(name));
+            let name = without_hash(name);
+            in_serve = name.ends_with("adapter::serve");
+            names.push(name);
+            if in_serve {
+                break;
+            }
             at = stack_prefix.get(s)?.as_u64();
         }
-        if !names.iter().any(|n| n.ends_with("adapter::serve")) {
+        if !in_serve {
             continue;
         }
         names.sort();
         names.dedup();
         for name in names {
-            *inclusive.entry(name).or_default() += weight_us;
+            *inclusive.entry(name).or_default() += 1;
         }
     }
     Some(())
