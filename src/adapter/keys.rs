@@ -5,22 +5,18 @@
 
 mod jwks_cache;
 
-use std::cell::OnceCell;
 use std::time::Duration;
 
 use fastly::cache::core::{self as cache, CacheKey};
-use fastly::SecretStore;
 
 use fastgate::auth::{Issuer, JwkKey, JwksCache, JwksError, KeySource};
 
 use self::jwks_cache::{JwksStore, KeySet};
-use super::platform::{secret, SECRET_STORE};
+use super::platform::secret;
 
 /// Keys for the auth phase. A stale set stands in while one request refreshes it, up to
 /// `max_stale_s`; an unknown `kid` forces a refetch at most once per `refresh_interval_s`.
 pub struct PlatformKeys<'a> {
-    /// Opened on first use: a public route, or a token with no HS256 key, never opens it.
-    secrets: OnceCell<Option<SecretStore>>,
     settings: &'a JwksCache,
     /// The key set this request was given, and whose: a request verifies one token, so
     /// the set is read (and parsed) once, and its freshness is what a remembered
@@ -31,7 +27,6 @@ pub struct PlatformKeys<'a> {
 impl<'a> PlatformKeys<'a> {
     pub fn new(settings: &'a JwksCache) -> Self {
         PlatformKeys {
-            secrets: OnceCell::new(),
             settings,
             memo: None,
         }
@@ -53,10 +48,7 @@ impl<'a> PlatformKeys<'a> {
 
 impl KeySource for PlatformKeys<'_> {
     fn hs256_secret(&mut self, secret_name: &str) -> Option<Vec<u8>> {
-        let store = self
-            .secrets
-            .get_or_init(|| SecretStore::open(SECRET_STORE).ok());
-        secret(store.as_ref()?, secret_name)
+        secret(secret_name)
     }
 
     fn jwks(&mut self, issuer: &Issuer, refresh: bool) -> Result<Option<Vec<JwkKey>>, JwksError> {

@@ -7,6 +7,7 @@
 //! can parse before anything asks the SDK for the request's `Url`.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use std::time::Instant;
 use fastly::http::{StatusCode, Url};
 use fastly::{ConfigStore, Request, Response, SecretStore};
 
-use fastgate::config::{self, InstanceCache};
+use fastgate::config::{self, InstanceCache, RECHECK};
 use fastgate::geo::ClientGeo;
 use fastgate::plan::{Gateway, RequestFacts};
 use fastgate::problem::{self, Problem};
@@ -189,13 +190,32 @@ fn uri_get(handle: u32, len: usize) -> UriRead {
     }
 }
 
-/// A Secret Store entry's bytes.
-pub(crate) fn secret(store: &SecretStore, name: &str) -> Option<Vec<u8>> {
-    store
-        .try_get(name)
+thread_local! {
+    /// Secret Store entries this instance read, by name, with when they were read.
+    static SECRETS: RefCell<BTreeMap<String, (Instant, Option<Vec<u8>>)>> =
+        const { RefCell::new(BTreeMap::new()) };
+}
+
+/// A Secret Store entry's plaintext. A reused instance keeps what it read for at most
+/// `config::RECHECK`, as it does the config, so a rotated key is picked up within a second
+/// (the origin accepts the old and the new key while a rotation is under way) and the store
+/// is not opened and read on every request.
+pub(crate) fn secret(name: &str) -> Option<Vec<u8>> {
+    let now = Instant::now();
+    let kept = SECRETS.with_borrow(|kept| {
+        kept.get(name)
+            .filter(|(read_at, _)| now.saturating_duration_since(*read_at) < RECHECK)
+            .map(|(_, value)| value.clone())
+    });
+    if let Some(value) = kept {
+        return value;
+    }
+    let value = SecretStore::open(SECRET_STORE)
         .ok()
-        .flatten()
-        .map(|s| s.plaintext().to_vec())
+        .and_then(|store| store.try_get(name).ok().flatten())
+        .map(|s| s.plaintext().to_vec());
+    SECRETS.with_borrow_mut(|kept| kept.insert(name.to_owned(), (now, value.clone())));
+    value
 }
 
 /// An edge error as RFC 9457 problem+json, never stored by any cache, with the header

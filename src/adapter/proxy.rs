@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fastly::handle::BodyHandle;
 use fastly::http::request::SendErrorCause;
-use fastly::{Request, Response, SecretStore};
+use fastly::{Request, Response};
 
 use fastgate::failover::{self, AttemptOutcome};
 use fastgate::identity::{self, Nonces};
@@ -32,10 +32,7 @@ pub(crate) struct Signer {
 impl Signer {
     /// The key from the Secret Store; `None` (and a log line) when it is not there.
     pub fn from_secret_store() -> Option<Self> {
-        let store = SecretStore::open(SECRET_STORE).ok();
-        let key = store
-            .as_ref()
-            .and_then(|s| Some((secret(s, IDENTITY_KEY)?, secret(s, IDENTITY_KEY_ID)?)));
+        let key = secret(IDENTITY_KEY).zip(secret(IDENTITY_KEY_ID));
         let Some((key, key_id)) = key else {
             log_event("identity_key_missing", SECRET_STORE);
             return None;
