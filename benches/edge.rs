@@ -276,8 +276,31 @@ fn cache_key(bencher: Bencher) {
     });
 }
 
-/// The edge library's whole per-request work on an authenticated, cached read: plan the
-/// route, verify the HS256 token, build the cache request (key, lookup, surrogate keys).
+/// The edge library's work on an authenticated, cached read once it has its config: plan
+/// the route, verify the HS256 token, build the cache request (key, lookup, surrogate keys).
+fn plan_verify_key(
+    gateway: &Gateway,
+    facts: &RequestFacts<'_>,
+    auth_header: &str,
+    f: &mut Fixture,
+    t: u64,
+) -> Option<fastgate::plan::CacheRequest> {
+    let plan = gateway.plan(divan::black_box(facts));
+    let token = auth::extract_token(Some(auth_header), None, None);
+    let verified = auth::verify(token.unwrap().unwrap(), &f.config, &mut f.keys, t).unwrap();
+    let Ok(forward) = plan.next else {
+        unreachable!()
+    };
+    gateway.cache_request(
+        &forward,
+        "GET",
+        |_| None,
+        Some(verified.sub.as_str()),
+        "new_schema=0",
+    )
+}
+
+/// [`plan_verify_key`] alone, the config at hand.
 #[divan::bench]
 fn route_verify_hs256_cache_key(bencher: Bencher) {
     let gateway = Gateway::new(Config::embedded().unwrap());
@@ -285,26 +308,12 @@ fn route_verify_hs256_cache_key(bencher: Bencher) {
     let auth_header = format!("Bearer {}", f.hs256);
     let facts = authenticated_get("/api/summaries", Some("page=2"), &auth_header);
     let t = now();
-    bencher.bench_local(|| {
-        let plan = gateway.plan(divan::black_box(&facts));
-        let token = auth::extract_token(Some(&auth_header), None, None);
-        let verified = auth::verify(token.unwrap().unwrap(), &f.config, &mut f.keys, t).unwrap();
-        let Ok(forward) = plan.next else {
-            unreachable!()
-        };
-        gateway.cache_request(
-            &forward,
-            "GET",
-            |_| None,
-            Some(verified.sub.as_str()),
-            "new_schema=0",
-        )
-    });
+    bencher.bench_local(|| plan_verify_key(&gateway, &facts, &auth_header, &mut f, t));
 }
 
 /// The library's whole per-request work on an authenticated cached read, config included:
-/// the instance's config for the store text read this request (kept from the instance's
-/// first request), plan the route, verify HS256, build the cache key.
+/// the instance's config (compiled on the instance's first request, then kept while the
+/// Config Store's text is unchanged, rechecked once a second), then [`plan_verify_key`].
 #[divan::bench]
 fn whole_request(bencher: Bencher) {
     let mut config = fastgate::config::InstanceCache::new();
@@ -326,19 +335,7 @@ fn whole_request(bencher: Bencher) {
                 .get_or_compile(divan::black_box(None), None, now, compile)
                 .unwrap(),
         };
-        let plan = gateway.plan(divan::black_box(&facts));
-        let token = auth::extract_token(Some(&auth_header), None, None);
-        let verified = auth::verify(token.unwrap().unwrap(), &f.config, &mut f.keys, t).unwrap();
-        let Ok(forward) = plan.next else {
-            unreachable!()
-        };
-        gateway.cache_request(
-            &forward,
-            "GET",
-            |_| None,
-            Some(verified.sub.as_str()),
-            "new_schema=0",
-        )
+        plan_verify_key(&gateway, &facts, &auth_header, &mut f, t)
     });
 }
 

@@ -190,10 +190,12 @@ fn uri_get(handle: u32, len: usize) -> UriRead {
     }
 }
 
+/// A Secret Store entry as read (`None`: absent), and when.
+type ReadSecret = (Instant, Option<Vec<u8>>);
+
 thread_local! {
-    /// Secret Store entries this instance read, by name, with when they were read.
-    static SECRETS: RefCell<BTreeMap<String, (Instant, Option<Vec<u8>>)>> =
-        const { RefCell::new(BTreeMap::new()) };
+    /// Secret Store entries this instance read, by name.
+    static SECRETS: RefCell<BTreeMap<String, ReadSecret>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// A Secret Store entry's plaintext. A reused instance keeps what it read for at most

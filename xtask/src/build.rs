@@ -18,22 +18,23 @@ pub fn target_dir(root: &Path) -> PathBuf {
 /// `cargo build --profile wasm --target wasm32-wasip1 --bin fastgate` (size-optimised, see
 /// the root `Cargo.toml`); returns the `.wasm` path.
 pub fn edge_wasm(root: &Path, target: &Path) -> Result<PathBuf> {
+    wasm(root, target, "fastgate", "fastgate")
+}
+
+/// The benchmark's floor (`benches/passthrough`): a Wasm with only `fastly` that passes
+/// each request to `origin_us`, built with the same profile as the edge.
+pub fn passthrough_wasm(root: &Path, target: &Path) -> Result<PathBuf> {
+    wasm(root, target, "fastgate-passthrough", "passthrough")
+}
+
+fn wasm(root: &Path, target: &Path, package: &str, bin: &str) -> Result<PathBuf> {
     crate::tools::ensure_wasm_target()?;
     run(Command::new("cargo")
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target)
-        .args([
-            "build",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-wasip1",
-            "--package",
-            "fastgate",
-            "--bin",
-            "fastgate",
-        ]))?;
-    Ok(target.join("wasm32-wasip1/wasm/fastgate.wasm"))
+        .args(["build", "--profile", "wasm", "--target", "wasm32-wasip1"])
+        .args(["--package", package, "--bin", bin]))?;
+    Ok(target.join(format!("wasm32-wasip1/wasm/{bin}.wasm")))
 }
 
 /// `cargo build --release -p fastgate-api`; returns the binary path.
@@ -43,23 +44,4 @@ pub fn origin_binary(root: &Path, target: &Path) -> Result<PathBuf> {
         .env("CARGO_TARGET_DIR", target)
         .args(["build", "--release", "--package", "fastgate-api"]))?;
     Ok(target.join("release/fastgate-api"))
-}
-
-/// The benchmark's floor (`benches/passthrough`): a Wasm with only `fastly` that passes
-/// each request to `origin_us`, built with the same profile as the edge.
-pub fn passthrough_wasm(root: &Path, target: &Path) -> Result<PathBuf> {
-    crate::tools::ensure_wasm_target()?;
-    run(Command::new("cargo")
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", target)
-        .args([
-            "build",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-wasip1",
-            "--package",
-            "fastgate-passthrough",
-        ]))?;
-    Ok(target.join("wasm32-wasip1/wasm/passthrough.wasm"))
 }
