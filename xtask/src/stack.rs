@@ -5,13 +5,14 @@
 //! many at once on free ports. Dropping a [`Stack`] kills and reaps every child, also when
 //! a test panics, so no Viceroy or origin outlives its owner.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -147,10 +148,22 @@ pub struct Stack {
 
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Asks the OS for a free loopback port. The port is released before use, so another
-/// process could take it in between; the readiness check then fails loudly, not silently.
+/// Asks the OS for a free loopback port, never one this process was handed before. The
+/// port is released before use, so until its server binds it the OS may offer it again: to
+/// the next stack's origin, or to this stack's own next port. A server that then lost the
+/// race leaves its readiness probe answered by the one that won (an edge "ready" that is an
+/// origin). Remembering what was handed out closes that within the process (all the tests
+/// of one binary); another process could still take it, and the readiness check then
+/// fails loudly.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 impl Stack {
