@@ -64,11 +64,19 @@ pub(crate) fn geo(ip: Option<IpAddr>) -> ClientGeo {
     let Some(ip) = ip else {
         return ClientGeo::default();
     };
-    let octets = match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
+    // Both buffers on the stack: this runs on every request.
+    let (v4, v6);
+    let octets: &[u8] = match ip {
+        IpAddr::V4(addr) => {
+            v4 = addr.octets();
+            &v4
+        }
+        IpAddr::V6(addr) => {
+            v6 = addr.octets();
+            &v6
+        }
     };
-    let mut buf = vec![0u8; GEO_RECORD_MAX];
+    let mut buf = [0u8; GEO_RECORD_MAX];
     let mut written = 0usize;
     // SAFETY: the hostcall reads `octets` and writes at most `buf.len()` bytes into `buf`.
     let status = unsafe {

@@ -211,15 +211,8 @@ impl Stack {
         env: &[(&str, &str)],
     ) -> Result<SocketAddr> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let mut cmd = Command::new(&spec.viceroy);
+        let mut cmd = viceroy_serve(spec, addr, &self.manifest, wasm, args);
         cmd.envs(env.iter().copied());
-        cmd.arg("serve")
-            .args(args)
-            .arg("--addr")
-            .arg(addr.to_string())
-            .arg("-C")
-            .arg(&self.manifest)
-            .arg(wasm);
         let name = format!("viceroy-{}", self.others.len() + 1);
         let mut proc = self.spawn(&name, cmd, false)?;
         let ready = wait_http(addr, "/health", &mut proc, Duration::from_secs(120));
@@ -288,13 +281,7 @@ impl Stack {
 
     /// Starts Viceroy on `manifest` and waits until the edge reports ready.
     fn start_viceroy(&mut self, spec: &StackSpec, manifest: &Path) -> Result<()> {
-        let mut cmd = Command::new(&spec.viceroy);
-        cmd.arg("serve")
-            .arg("--addr")
-            .arg(self.edge.to_string())
-            .arg("-C")
-            .arg(manifest)
-            .arg(&spec.wasm);
+        let cmd = viceroy_serve(spec, self.edge, manifest, &spec.wasm, &[]);
         let mut viceroy = self.spawn("viceroy", cmd, spec.inherit_output)?;
         let ready = wait_http(
             self.edge,
@@ -465,6 +452,25 @@ impl Drop for Stack {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
     }
+}
+
+/// `viceroy serve ARGS --addr ADDR -C MANIFEST WASM`.
+fn viceroy_serve(
+    spec: &StackSpec,
+    addr: SocketAddr,
+    manifest: &Path,
+    wasm: &Path,
+    args: &[String],
+) -> Command {
+    let mut cmd = Command::new(&spec.viceroy);
+    cmd.arg("serve")
+        .args(args)
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("-C")
+        .arg(manifest)
+        .arg(wasm);
+    cmd
 }
 
 /// Writes `base` with every named backend's URL replaced by `addresses`, and the config
