@@ -140,10 +140,16 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
     let mut stack = Stack::start(&spec)?;
     let result = stack
         .start_other_edge(&spec, &floor_wasm)
-        .and_then(|floor| measure(stack.edge_addr(), floor, &secrets, &wrk_bin, stop))
-        .and_then(|rows| {
+        .and_then(|floor| {
+            let user = User::sign_up(stack.edge_addr(), &secrets)?;
+            let rows = measure(stack.edge_addr(), floor, &user, &wrk_bin, stop)?;
+            Ok((rows, user))
+        })
+        .and_then(|(rows, user)| {
             stack.stop_other_edge(0);
-            let guest = super::guest::report(&mut stack, &spec, &named_wasm, &floor_wasm)?;
+            let probes = probes(&user);
+            let guest =
+                super::guest::report(&mut stack, &spec, &named_wasm, &floor_wasm, &probes)?;
             Ok((rows, guest))
         });
     drop(stack);
@@ -168,16 +174,18 @@ fn config_without_rate_limits() -> Result<String> {
 fn measure(
     edge: SocketAddr,
     floor: SocketAddr,
-    secrets: &Secrets,
+    user: &User,
     wrk_bin: &Path,
     stop: &AtomicBool,
 ) -> Result<Vec<Row>> {
-    let user = User::sign_up(edge, secrets)?;
     let bench_dir = crate::workspace_root().join("target/bench");
     std::fs::create_dir_all(&bench_dir)?;
     let script = wrk::process_script(&bench_dir)?;
     let mut rows = Vec::new();
-    for sc in &scenarios(&user) {
+    // `FASTGATE_BENCH_ONLY=<text>` keeps the scenarios whose label contains it (for a
+    // quick look at one figure; the report always runs them all).
+    let only = std::env::var("FASTGATE_BENCH_ONLY").unwrap_or_default();
+    for sc in scenarios(user).iter().filter(|sc| sc.label.contains(&only)) {
         let floor_path = sc.floor_path.map_or(sc.path.as_str(), |p| p);
         check(edge, sc, &sc.path)?;
         check(floor, sc, floor_path)?;
@@ -330,6 +338,26 @@ fn scenarios(user: &User) -> Vec<Scenario> {
                 "/api/process".into(),
                 vec![bearer(&user.hs256)],
             )
+        },
+    ]
+}
+
+/// The requests whose hostcalls the report counts: the uncached public GET, and the
+/// cache hit (the floor answering its synthetic `200`).
+fn probes(user: &User) -> Vec<super::guest::Probe> {
+    use super::guest::Probe;
+    vec![
+        Probe {
+            label: "`GET /health`",
+            path: "/health".into(),
+            floor_path: "/health".into(),
+            bearer: None,
+        },
+        Probe {
+            label: "cache hit, HS256 (`GET /api/user/{id}`)",
+            path: format!("/api/user/{}", user.id),
+            floor_path: SYNTHETIC.into(),
+            bearer: Some(user.hs256.clone()),
         },
     ]
 }

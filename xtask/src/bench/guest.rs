@@ -1,5 +1,6 @@
 //! Where the edge's time goes, and what it asks of the platform, for the uncached public
-//! GET (`/health`) the floor comparison leads with. Two views, both from Viceroy itself:
+//! GET (`/health`) the floor comparison leads with and for a cache hit. Two views, both
+//! from Viceroy itself:
 //!
 //! - the guest profiler (`viceroy serve --profile=guest`), on the same Wasm with its
 //!   function names kept: the share of `adapter::serve`'s samples that fall in each
@@ -31,37 +32,70 @@ const TOP: usize = 25;
 /// A sample whose time delta exceeds this followed a blocking hostcall.
 const BLOCKED_MS: f64 = 1.0;
 
-/// The markdown section: the profile, then the hostcall counts.
-pub fn report(stack: &mut Stack, spec: &StackSpec, named: &Path, floor: &Path) -> Result<String> {
-    let run_dir = std::env::temp_dir().join(format!("fastgate-guest-{}", std::process::id()));
+/// A request whose hostcalls are counted, on fastgate and on the floor.
+pub struct Probe {
+    pub label: &'static str,
+    pub path: String,
+    pub floor_path: String,
+    pub bearer: Option<String>,
+}
+
+/// The markdown section: the profile, then the hostcall counts of each probe.
+pub fn report(
+    stack: &mut Stack,
+    spec: &StackSpec,
+    named: &Path,
+    floor: &Path,
+    probes: &[Probe],
+) -> Result<String> {
+    let mut md = String::new();
+    for (i, probe) in probes.iter().enumerate() {
+        let profile = profile(stack, spec, named, probe, i)?;
+        writeln!(
+            md,
+            "### Profile: {} (guest profiler, {PROFILED} requests)\n\n{profile}",
+            probe.label
+        )?;
+        let fastgate = hostcalls(stack, spec, &spec.wasm, &probe.path, &probe.bearer)?;
+        let floor = hostcalls(stack, spec, floor, &probe.floor_path, &None)?;
+        writeln!(
+            md,
+            "### Hostcalls per request: {}\n\n{}",
+            probe.label,
+            hostcall_table(&fastgate, &floor)
+        )?;
+    }
+    Ok(md)
+}
+
+/// The guest profile of `PROFILED` requests of one probe, as a table.
+fn profile(
+    stack: &mut Stack,
+    spec: &StackSpec,
+    named: &Path,
+    probe: &Probe,
+    i: usize,
+) -> Result<String> {
+    let run_dir = std::env::temp_dir().join(format!("fastgate-guest-{}-{i}", std::process::id()));
     let profiles = run_dir.join("profiles");
     std::fs::create_dir_all(&profiles)?;
     let profile_arg = format!("--profile=guest,{},20us", profiles.display());
     let edge = stack.start_other_edge_with(spec, named, &[profile_arg], &[])?;
-    drive(edge, PROFILED)?;
+    drive(edge, &probe.path, probe.bearer.as_deref(), PROFILED)?;
     let profiled = stack.others_len() - 1;
     stack.stop_other_edge(profiled);
-    let profile = profile_table(&profiles)?;
-    let fastgate = hostcalls(stack, spec, &spec.wasm)?;
-    let floor = hostcalls(stack, spec, floor)?;
+    let table = profile_table(&profiles);
     let _ = std::fs::remove_dir_all(run_dir);
-    let mut md = String::new();
-    writeln!(
-        md,
-        "### Profile: `GET /health` (guest profiler, {PROFILED} requests)\n\n{profile}"
-    )?;
-    writeln!(
-        md,
-        "### Hostcalls per request: `GET /health`\n\n{}",
-        hostcall_table(&fastgate, &floor)
-    )?;
-    Ok(md)
+    table
 }
 
-/// `n` sequential `GET /health`.
-fn drive(edge: SocketAddr, n: usize) -> Result<()> {
+/// `n` sequential `GET`s of `path`.
+fn drive(edge: SocketAddr, path: &str, bearer: Option<&str>, n: usize) -> Result<()> {
     for _ in 0..n {
-        http::request(edge, "GET", "/health", None, None)?;
+        let resp = http::request(edge, "GET", path, bearer, None)?;
+        if resp.status != 200 {
+            bail!("GET {path} answered {}: {}", resp.status, resp.body);
+        }
     }
     Ok(())
 }
@@ -151,18 +185,24 @@ fn without_hash(name: &str) -> String {
 
 /// Hostcalls per request by `module::function`, from Viceroy's trace of `REQUESTS`
 /// requests after one that starts the instance.
-fn hostcalls(stack: &mut Stack, spec: &StackSpec, wasm: &Path) -> Result<BTreeMap<String, f64>> {
+fn hostcalls(
+    stack: &mut Stack,
+    spec: &StackSpec,
+    wasm: &Path,
+    path: &str,
+    bearer: &Option<String>,
+) -> Result<BTreeMap<String, f64>> {
     let args = ["-vvv".to_owned()];
     let edge =
         stack.start_other_edge_with(spec, wasm, &args, &[("RUST_LOG", "viceroy_lib=trace")])?;
-    drive(edge, 1)?;
+    drive(edge, path, bearer.as_deref(), 1)?;
     std::thread::sleep(std::time::Duration::from_millis(300));
     let n = stack.others_len() - 1;
     let log = stack
         .other_edge_log(n)
         .context("the traced Viceroy has no log")?;
     let skip = std::fs::read_to_string(&log)?.lines().count();
-    drive(edge, REQUESTS)?;
+    drive(edge, path, bearer.as_deref(), REQUESTS)?;
     std::thread::sleep(std::time::Duration::from_millis(300));
     stack.stop_other_edge(n);
     let text = std::fs::read_to_string(&log)?;
