@@ -20,6 +20,7 @@ use fastgate::plan::ForwardPlan;
 use fastgate::problem::{Problem, ProblemKind};
 
 use super::ctx::Ctx;
+use super::headers::ClientHeaders;
 use super::platform::problem_response;
 use super::Early;
 
@@ -34,13 +35,13 @@ pub(crate) fn limit_body(
     let limit = ctx.gateway.max_body_bytes(plan.route);
     let id = ctx.plan.request_id.as_str();
     let bad_request = |detail: &str| problem(Problem::new(ProblemKind::BadRequest, detail, id));
-    let Ok(declared) = declared_length(req) else {
+    let Ok(declared) = declared_length(ctx.headers) else {
         return Err(bad_request("the Content-Length is not a number"));
     };
     match declared {
         Some(n) if n > limit => return Err(problem(Problem::content_too_large(limit, id))),
         Some(0) => return Ok(()),
-        None if declares_no_body(req) => return Ok(()),
+        None if declares_no_body(req, ctx.headers) => return Ok(()),
         _ => {}
     }
     match read_bounded(req, limit, declared.unwrap_or(0)) {
@@ -58,8 +59,8 @@ fn problem(p: Problem) -> Early {
 /// that is not text must not count as absent, or its body would go unread and unbounded).
 struct NotANumber;
 
-fn declared_length(req: &Request) -> Result<Option<u64>, NotANumber> {
-    let Some(value) = req.get_header("content-length") else {
+fn declared_length(headers: &ClientHeaders) -> Result<Option<u64>, NotANumber> {
+    let Some(value) = headers.value("content-length") else {
         return Ok(None);
     };
     let text = std::str::from_utf8(value.as_bytes()).map_err(|_| NotANumber)?;
@@ -68,12 +69,12 @@ fn declared_length(req: &Request) -> Result<Option<u64>, NotANumber> {
 
 /// HTTP/1 frames a request body only with `Content-Length` or `Transfer-Encoding`
 /// (RFC 9112 §6.3): with neither there is none. HTTP/2 and later may send one without.
-fn declares_no_body(req: &Request) -> bool {
+fn declares_no_body(req: &Request, headers: &ClientHeaders) -> bool {
     let http1 = matches!(
         req.get_version(),
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
     );
-    http1 && req.get_header("transfer-encoding").is_none()
+    http1 && !headers.contains("transfer-encoding")
 }
 
 /// What a bounded read of the body found.

@@ -3,6 +3,7 @@
 //! dozen metadata fields to answer one, and `geo_lookup` parses every field of the
 //! location record; the edge needs the address, one flag and two codes.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use fastly::Request;
@@ -59,11 +60,29 @@ struct GeoRecord<'a> {
 /// A location record is a few hundred bytes; one longer is not read.
 const GEO_RECORD_MAX: usize = 2048;
 
+thread_local! {
+    /// The last client's location. A reused instance mostly serves the same clients in turn
+    /// (one keep-alive connection's requests), and an address's location does not change
+    /// while an instance lives, so the lookup (a hostcall and a JSON record) is made once.
+    static LAST_GEO: RefCell<Option<(IpAddr, ClientGeo)>> = const { RefCell::new(None) };
+}
+
 /// The client's location, for the geo map and flags; empty when the platform has none.
 pub(crate) fn geo(ip: Option<IpAddr>) -> ClientGeo {
     let Some(ip) = ip else {
         return ClientGeo::default();
     };
+    let last = LAST_GEO.with_borrow(|last| last.as_ref().filter(|(a, _)| *a == ip).cloned());
+    if let Some((_, geo)) = last {
+        return geo;
+    }
+    let geo = lookup(ip);
+    LAST_GEO.set(Some((ip, geo.clone())));
+    geo
+}
+
+/// The platform's location record for `ip`, reduced to the two codes the edge reads.
+fn lookup(ip: IpAddr) -> ClientGeo {
     // Both buffers on the stack: this runs on every request.
     let (v4, v6);
     let octets: &[u8] = match ip {

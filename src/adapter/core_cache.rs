@@ -28,7 +28,8 @@ use fastgate::identity;
 use fastgate::plan::CacheRequest;
 use fastgate::problem::{Problem, ProblemKind};
 
-use super::platform::{header, problem_response};
+use super::headers::ClientHeaders;
+use super::platform::problem_response;
 use super::proxy::{NoOriginAnswered, Upstream};
 use super::telemetry::{log_event, micros, write_log, LogLine, Trace};
 
@@ -69,6 +70,8 @@ pub(crate) struct CachedRequest<'g> {
     pub policy: &'g CachePolicy,
     pub creq: CacheRequest,
     pub upstream: Upstream<'g>,
+    /// The client's fields as sent (read once: [`ClientHeaders`]).
+    pub headers: &'g ClientHeaders,
 }
 
 /// A stale entry this request is obliged to refresh, after the client has its answer.
@@ -90,7 +93,7 @@ pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -
     let started = Instant::now();
     let tx = lookup_headers(
         Transaction::lookup(CacheKey::from(request.creq.key.to_vec())),
-        &request.req,
+        request.headers,
         &request.upstream,
     )
     .execute();
@@ -116,8 +119,9 @@ pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -
                 policy: request.policy,
                 creq: &request.creq,
                 upstream: &request.upstream,
+                headers: request.headers,
             };
-            if request_directives(&request.req).only_if_cached {
+            if request_directives(request.headers).only_if_cached {
                 return not_cached(Some(tx), &request);
             }
             miss(tx, request.req, route, trace)
@@ -126,8 +130,8 @@ pub(crate) fn through_cache<'g>(request: CachedRequest<'g>, trace: &mut Trace) -
 }
 
 /// The request's own `Cache-Control` directives (RFC 9111 §5.2.1).
-fn request_directives(req: &Request) -> cache::RequestDirectives {
-    cache::RequestDirectives::parse(header(req, "cache-control"))
+fn request_directives(headers: &ClientHeaders) -> cache::RequestDirectives {
+    cache::RequestDirectives::parse(headers.get("cache-control"))
 }
 
 /// `only-if-cached` without a copy that may answer: 504, and the origin is never asked
@@ -153,11 +157,14 @@ fn not_cached<'g>(tx: Option<Transaction>, request: &CachedRequest<'_>) -> Cache
 /// variant by sending a field the edge replaces.
 fn lookup_headers(
     mut lookup: TransactionLookupBuilder,
-    req: &Request,
+    headers: &ClientHeaders,
     upstream: &Upstream<'_>,
 ) -> TransactionLookupBuilder {
     let edits = &upstream.plan.headers;
-    for name in req.get_header_names() {
+    let mut names: Vec<&HeaderName> = headers.iter().map(|(n, _)| n).collect();
+    names.sort_unstable_by_key(|n| n.as_str());
+    names.dedup();
+    for name in names {
         // The sanitizer's list already names every client field the edge owns
         // (`Fastgate-*`, forwarding, hop-by-hop); what it sets replaces the client's.
         let stripped = edits.remove.iter().any(|r| name.as_str() == r)
@@ -166,7 +173,7 @@ fn lookup_headers(
                 .iter()
                 .any(|(n, _)| name.as_str().eq_ignore_ascii_case(n));
         if !stripped {
-            lookup = lookup.header_values(name, req.get_header_all(name));
+            lookup = lookup.header_values(name, headers.all(name.as_str()));
         }
     }
     for (name, value) in &edits.set {
@@ -201,12 +208,12 @@ fn serve_found<'g>(
 ) -> Cached<'g> {
     let FoundEntry { tx, found, meta } = entry;
     let policy = request.policy;
-    let asks = request_directives(&request.req);
+    let asks = request_directives(request.headers);
     let stale = StaleEntry::of(found, &meta, &asks);
     let (age, freshness) = (stale.age, stale.freshness);
     let servable = cache::may_serve(request.creq.lookup, meta.shareable);
     let obliged = tx.must_insert_or_update();
-    let client = ClientFacts::of(&request.req);
+    let client = ClientFacts::of(request.headers, request.req.get_method_str());
     match freshness {
         Freshness::Fresh { ttl_left_s } if servable => {
             if obliged {
@@ -237,12 +244,14 @@ fn serve_found<'g>(
                 req,
                 creq,
                 upstream,
+                headers,
                 ..
             } = request;
             let route = RouteCache {
                 policy,
                 creq: &creq,
                 upstream: &upstream,
+                headers,
             };
             revalidate(tx, req, stale, route, trace)
         }
@@ -260,7 +269,7 @@ fn miss<'g>(
         Lookup::Revalidate { .. } => Fwd::Request,
         _ => Fwd::Miss,
     };
-    let client = ClientFacts::of(&req);
+    let client = ClientFacts::of(route.headers, req.get_method_str());
     for name in CLIENT_CONDITIONALS {
         req.remove_header(name);
     }
@@ -293,16 +302,18 @@ impl Revalidation<'_> {
             policy,
             creq,
             upstream,
+            headers,
         } = request;
         let method = req.get_method_str().to_owned();
         let mut trace = Trace::default();
         let (status, code) = match tx.found() {
             Some(found) => {
-                let entry = StaleEntry::of(&found, &meta, &request_directives(&req));
+                let entry = StaleEntry::of(&found, &meta, &request_directives(headers));
                 let route = RouteCache {
                     policy,
                     creq: &creq,
                     upstream: &upstream,
+                    headers,
                 };
                 let cached = revalidate(Some(tx), req, entry, route, &mut trace);
                 (cached.status, cached.response.get_status().as_u16())
@@ -335,7 +346,7 @@ fn revalidate<'g>(
     route: RouteCache<'_, '_>,
     trace: &mut Trace,
 ) -> Cached<'g> {
-    let client = ClientFacts::of(&req);
+    let client = ClientFacts::of(route.headers, req.get_method_str());
     for name in CLIENT_CONDITIONALS {
         req.remove_header(name);
     }
@@ -547,6 +558,7 @@ struct RouteCache<'a, 'g> {
     policy: &'a CachePolicy,
     creq: &'a CacheRequest,
     upstream: &'a Upstream<'g>,
+    headers: &'a ClientHeaders,
 }
 
 /// What the answer depends on from the request, kept once the request itself is sent.
@@ -558,12 +570,12 @@ struct ClientFacts {
 }
 
 impl ClientFacts {
-    fn of(req: &Request) -> Self {
+    fn of(headers: &ClientHeaders, method: &str) -> Self {
         ClientFacts {
-            is_head: req.get_method_str() == "HEAD",
-            had_authorization: req.contains_header("authorization"),
-            if_none_match: header(req, "if-none-match").map(str::to_owned),
-            if_modified_since: header(req, "if-modified-since").map(str::to_owned),
+            is_head: method == "HEAD",
+            had_authorization: headers.contains("authorization"),
+            if_none_match: headers.get("if-none-match").map(str::to_owned),
+            if_modified_since: headers.get("if-modified-since").map(str::to_owned),
         }
     }
 }
@@ -598,6 +610,10 @@ fn answer_from(
         if let Some(length) = found.known_length() {
             response.set_header("content-length", length.to_string());
         }
+        return response;
+    }
+    if let Some(body) = &meta.body {
+        response.set_body(body.as_str());
         return response;
     }
     // Read whole (entries are bounded by `max_object_bytes`), so the answer carries the
@@ -678,7 +694,8 @@ fn store(
         stale_while_revalidate_s,
         stale_if_error_s,
         shareable_with_authorization,
-    );
+    )
+    .with_inline_body(&body);
     let per_user = policy.mode == CacheMode::PerUser;
     let inserted = insert_entry(tx, &meta, initial_age_s, creq, per_user, &body);
     response.set_body(body);

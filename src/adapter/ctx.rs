@@ -12,10 +12,13 @@ use fastgate::ratelimit::{RateLimitSpec, Verdict};
 use fastgate::route::Route;
 
 use super::core_cache::Revalidation;
+use super::headers::ClientHeaders;
 use super::telemetry::Trace;
 
 pub(crate) struct Ctx<'g> {
     pub gateway: &'g Gateway,
+    /// The client's header fields, read once ([`ClientHeaders`]).
+    pub headers: &'g ClientHeaders,
     pub started: Instant,
     /// The `Fastgate-Config` value: which config answered (version, hash, source).
     pub config_header: String,
@@ -46,9 +49,15 @@ pub(crate) struct Ctx<'g> {
 }
 
 impl<'g> Ctx<'g> {
-    pub fn new(gateway: &'g Gateway, started: Instant, config_header: String) -> Self {
+    pub fn new(
+        gateway: &'g Gateway,
+        headers: &'g ClientHeaders,
+        started: Instant,
+        config_header: String,
+    ) -> Self {
         Ctx {
             gateway,
+            headers,
             started,
             config_header,
             method: String::new(),

@@ -17,7 +17,7 @@ use fastly::Request;
 use fastgate::config::Limiter;
 use fastgate::ratelimit::{self, LimitKey, RateLimitSpec, Verdict};
 
-use super::platform::header;
+use super::headers::ClientHeaders;
 
 /// Counts this request against `spec` and returns the verdict.
 pub fn check(
@@ -26,11 +26,12 @@ pub fn check(
     route_id: &str,
     subject: Option<&str>,
     ip: Option<IpAddr>,
+    headers: &ClientHeaders,
     req: &mut Request,
 ) -> Verdict {
     let now_ms = now_ms();
     let header_value = match &spec.key {
-        LimitKey::Header(name) => header(req, name.as_str()).map(str::to_owned),
+        LimitKey::Header(name) => headers.get(name.as_str()).map(str::to_owned),
         LimitKey::Login => Some(login_key(ip, req)),
         LimitKey::Subject | LimitKey::Ip => None,
     };

@@ -20,6 +20,7 @@ mod body;
 mod client;
 mod core_cache;
 mod ctx;
+mod headers;
 mod health;
 mod keys;
 mod limiter;
@@ -54,7 +55,8 @@ pub fn serve(req: Request) {
         Ok(gateway) => gateway,
         Err(Early(resp)) => return resp.send_to_client(),
     };
-    let mut ctx = Ctx::new(&gateway.gateway, started, gateway.header.clone());
+    let headers = headers::ClientHeaders::of(&req);
+    let mut ctx = Ctx::new(&gateway.gateway, &headers, started, gateway.header.clone());
     let resp = match run(&mut ctx, req) {
         Ok(resp) => resp,
         Err(Early(resp)) => *resp,
@@ -72,7 +74,7 @@ pub fn serve(req: Request) {
 fn run(ctx: &mut Ctx<'_>, mut req: Request) -> Result<Response, Early> {
     let plan = phases::request_filter(ctx, &req)?;
     body::limit_body(ctx, &mut req, &plan)?;
-    phases::authenticate(ctx, &req, &plan)?;
+    phases::authenticate(ctx, &plan)?;
     phases::rate_limit(ctx, &mut req, &plan)?;
     phases::flags(ctx);
     let upstream = phases::sign(ctx, plan)?;

@@ -18,7 +18,7 @@ use super::core_cache::{self, CachedRequest};
 use super::ctx::Ctx;
 use super::keys::PlatformKeys;
 use super::limiter;
-use super::platform::{self, header, problem_response};
+use super::platform::{self, problem_response};
 use super::proxy::{Signer, Upstream};
 use super::telemetry::{micros, LogLine};
 use super::Early;
@@ -33,7 +33,13 @@ pub(crate) fn request_filter<'g>(
     ctx.client_ip = client::ip(req);
     ctx.geo = client::geo(ctx.client_ip);
     let raw_uri = platform::raw_uri(req);
-    let facts = platform::request_facts(req, raw_uri.as_deref(), ctx.client_ip, &ctx.geo);
+    let facts = platform::request_facts(
+        req,
+        ctx.headers,
+        raw_uri.as_deref(),
+        ctx.client_ip,
+        &ctx.geo,
+    );
     let plan = ctx.gateway.plan(&facts);
     ctx.plan = plan.ctx;
     let forward = plan.next.map_err(early_response)?;
@@ -62,15 +68,11 @@ fn early_response(early: plan::Early) -> Early {
 }
 
 /// authenticate: the route's token policy, with keys from the Secret Store and JWKS cache.
-pub(crate) fn authenticate(
-    ctx: &mut Ctx<'_>,
-    req: &Request,
-    plan: &ForwardPlan<'_>,
-) -> Result<(), Early> {
+pub(crate) fn authenticate(ctx: &mut Ctx<'_>, plan: &ForwardPlan<'_>) -> Result<(), Early> {
     let started = Instant::now();
     let mut keys = PlatformKeys::new(&ctx.gateway.config().auth.jwks);
-    let authorization = header(req, "authorization");
-    let cookie = header(req, "cookie");
+    let authorization = ctx.headers.get("authorization");
+    let cookie = ctx.headers.get("cookie");
     let now = fastgate::http::unix_now();
     let verified = ctx
         .gateway
@@ -108,6 +110,7 @@ pub(crate) fn rate_limit<'g>(
         &plan.route.id,
         ctx.subject(),
         ctx.client_ip,
+        ctx.headers,
         req,
     );
     let allowed = verdict.allowed;
@@ -152,7 +155,7 @@ pub(crate) fn cache_or_proxy<'g>(
     let started = Instant::now();
     let policy = upstream.plan.route.cache.as_ref();
     let creq = policy.and_then(|_| {
-        let header = |name: &str| header(&req, name);
+        let header = |name: &str| ctx.headers.get(name);
         let caller = ctx.verified.as_ref();
         ctx.gateway
             .cache_request_for(&upstream.plan, &ctx.method, header, caller, &ctx.flags)
@@ -164,6 +167,7 @@ pub(crate) fn cache_or_proxy<'g>(
                 policy,
                 creq,
                 upstream,
+                headers: ctx.headers,
             };
             let cached = core_cache::through_cache(request, &mut ctx.trace);
             ctx.cache_status = Some(cached.status);

@@ -21,6 +21,7 @@ use fastgate::plan::{Gateway, RequestFacts};
 use fastgate::problem::{self, Problem};
 use fastgate::request_id;
 
+use super::headers::ClientHeaders;
 use super::telemetry::log_event;
 use super::Early;
 
@@ -97,18 +98,12 @@ fn compile(config_json: Option<&str>, flags_json: Option<&str>) -> Result<Loaded
     })
 }
 
-/// A header's value as text; `None` when absent or not UTF-8, so no client byte can make
-/// the edge panic (the SDK's `get_header_str` does on non-UTF-8 values).
-pub(crate) fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.get_header(name)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-}
-
 /// The request as the planning phases see it. `raw_uri` is the target as sent ([`raw_uri`]);
 /// when it could not be read there is no fallback: the path is left empty, which the
 /// planning phases refuse with 400.
 pub(crate) fn request_facts<'r>(
     req: &'r Request,
+    headers: &'r ClientHeaders,
     raw_uri: Option<&'r str>,
     client_ip: Option<IpAddr>,
     geo: &ClientGeo,
@@ -118,8 +113,8 @@ pub(crate) fn request_facts<'r>(
         method: req.get_method_str(),
         path,
         query,
-        headers: req
-            .get_headers()
+        headers: headers
+            .iter()
             .map(|(n, v)| (n.as_str(), std::str::from_utf8(v.as_bytes()).unwrap_or("")))
             .collect(),
         client_ip,

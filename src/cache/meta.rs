@@ -21,7 +21,16 @@ pub struct StoredMeta {
     pub sie_s: u64,
     /// May answer a request that carries `Authorization` on a public route (§3.5).
     pub shareable: bool,
+    /// A small text body, kept with the head ([`StoredMeta::with_inline_body`]) so that a
+    /// hit answers from the metadata alone, without opening and reading the entry's body.
+    /// The entry's body is stored as well: it stays the record (length, ranges, HEAD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
+
+/// The largest body kept inline with the metadata: API answers are mostly this small, and
+/// the metadata stays far below what the platform allows for it.
+pub const INLINE_BODY_MAX: usize = 2048;
 
 /// Response headers that describe one exchange rather than the resource, so they are never
 /// stored, besides the hop-by-hop ones: `Age` (recomputed on every hit), and the per-request
@@ -81,7 +90,17 @@ impl StoredMeta {
             swr_s,
             sie_s,
             shareable,
+            body: None,
         }
+    }
+
+    /// The entry with `body` kept inline, when it is text and at most [`INLINE_BODY_MAX`]
+    /// bytes; otherwise unchanged (a hit then reads the entry's body).
+    pub fn with_inline_body(mut self, body: &[u8]) -> Self {
+        if body.len() <= INLINE_BODY_MAX {
+            self.body = std::str::from_utf8(body).ok().map(str::to_owned);
+        }
+        self
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -108,16 +127,20 @@ impl StoredMeta {
     }
 
     /// The entry after a 304 (§4.3.4): updated header fields, the new lifetimes.
+    /// The body is the stored one: a 304 does not change it (§4.3.4).
     pub fn refreshed(&self, not_modified_headers: &[(&str, &str)], fresh: &StoredMeta) -> Self {
         let merged = merge_304(&self.headers, not_modified_headers);
-        StoredMeta::new(
-            self.status,
-            &merged,
-            fresh.ttl_s,
-            fresh.swr_s,
-            fresh.sie_s,
-            fresh.shareable,
-        )
+        StoredMeta {
+            body: self.body.clone(),
+            ..StoredMeta::new(
+                self.status,
+                &merged,
+                fresh.ttl_s,
+                fresh.swr_s,
+                fresh.sie_s,
+                fresh.shareable,
+            )
+        }
     }
 }
 
@@ -232,6 +255,27 @@ mod tests {
         assert!(refreshed
             .headers
             .contains(&("content-type".to_owned(), "application/json".to_owned())));
+    }
+
+    #[test]
+    fn a_small_text_body_is_kept_inline_and_survives_a_refresh() {
+        let meta = StoredMeta::new(200, &[("etag", "\"a\"")], 60, 0, 0, false);
+        let inline = meta.clone().with_inline_body(b"{\"id\":1}");
+        assert_eq!(inline.body.as_deref(), Some("{\"id\":1}"));
+        assert_eq!(StoredMeta::decode(&inline.encode()), Some(inline.clone()));
+        // A 304 changes the head and the lifetimes, never the body.
+        let fresh = StoredMeta::new(200, &[("x", "y")], 120, 0, 0, false);
+        let refreshed = inline.refreshed(&[("etag", "\"a\"")], &fresh);
+        assert_eq!(refreshed.body, inline.body);
+        // Bytes that are not text, and bodies over the limit, are read from the entry.
+        assert_eq!(meta.clone().with_inline_body(&[0xff, 0xfe]).body, None);
+        let big = vec![b'a'; INLINE_BODY_MAX + 1];
+        assert_eq!(meta.clone().with_inline_body(&big).body, None);
+        let max = vec![b'a'; INLINE_BODY_MAX];
+        assert!(meta.clone().with_inline_body(&max).body.is_some());
+        // Metadata written before the field existed still reads.
+        let old = br#"{"status":200,"headers":[],"ttl_s":1,"swr_s":0,"sie_s":0,"shareable":false}"#;
+        assert_eq!(StoredMeta::decode(old).map(|m| m.body), Some(None));
     }
 
     #[test]

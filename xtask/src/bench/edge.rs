@@ -148,8 +148,7 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
         .and_then(|(rows, user)| {
             stack.stop_other_edge(0);
             let probes = probes(&user);
-            let guest =
-                super::guest::report(&mut stack, &spec, &named_wasm, &floor_wasm, &probes)?;
+            let guest = super::guest::report(&mut stack, &spec, &named_wasm, &floor_wasm, &probes)?;
             Ok((rows, guest))
         });
     drop(stack);
