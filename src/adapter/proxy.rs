@@ -1,7 +1,9 @@
 //! The proxy phase's platform side: bind the body by its digest and sign the identity for
 //! the origin (RFC 9421, a fresh nonce per attempt), then send to the healthiest preferred
 //! backend within the failover policy's attempts, timeouts and deadline, marking failed
-//! backends down for later requests.
+//! backends down for later requests. A backend whose mark expired is probed by the edge
+//! (`health::probe`) before this request goes there; an unsafe request is retried only
+//! when it never left, or when its `Idempotency-Key` lets the origin deduplicate it.
 
 use std::io::Read as _;
 use std::time::{Duration, Instant};
@@ -10,12 +12,12 @@ use fastly::handle::BodyHandle;
 use fastly::http::request::SendErrorCause;
 use fastly::{Request, Response};
 
-use fastgate::failover::{self, AttemptOutcome};
+use fastgate::failover::{self, AttemptOutcome, BackendState, Candidate, Checked, Election, Walk};
 use fastgate::identity::{self, Nonces};
 use fastgate::plan::ForwardPlan;
 use fastgate::problem::{Problem, ProblemKind};
 
-use super::health::{self, Health, Marks};
+use super::health::{self, Marks};
 use super::platform::{problem_response, secret, SECRET_STORE};
 use super::telemetry::{log_event, Trace};
 
@@ -72,29 +74,22 @@ impl Upstream<'_> {
             Ok(prepared) => prepared,
             Err(problem) => return Ok(problem_response(&problem)),
         };
-        let mut probes = Vec::new();
         let failover = self.plan.failover;
         let marks = Marks::read();
         let candidates = failover::order(
             self.plan.backends,
-            |b| match marks.health(b) {
-                Health::Up => false,
-                Health::Down => true,
-                Health::Probe => {
-                    probes.push(b.to_owned());
-                    false
-                }
-            },
+            |b| marks.state(b),
             failover.max_attempts,
         );
+        let key = prepared.req.get_header(failover::IDEMPOTENCY_KEY_HEADER);
         let deadline = Instant::now() + Duration::from_millis(failover.deadline_ms);
         let attempts = Attempts {
             upstream: self,
             marks: &marks,
-            probes: &probes,
+            has_idempotency_key: failover::has_idempotency_key(key.map(|v| v.as_bytes())),
             deadline,
         };
-        attempts.run(prepared, &candidates, trace)
+        attempts.run(prepared, candidates, trace)
     }
 
     /// The request as the origin gets it but for the signature: headers sanitized, path
@@ -204,77 +199,115 @@ struct Attempts<'a, 'g> {
     upstream: &'a Upstream<'g>,
     /// The shared down-marks as this request read them.
     marks: &'a Marks,
-    /// Backends this request was elected to probe (their down-mark expired).
-    probes: &'a [String],
+    /// Whether the client sent an `Idempotency-Key`, so the origin deduplicates a repeat.
+    has_idempotency_key: bool,
     deadline: Instant,
 }
 
 impl Attempts<'_, '_> {
-    /// Tries each candidate in turn, as far as the failover policy allows.
+    /// Tries each candidate in turn, as far as the failover policy allows. A retry copy
+    /// carries the whole bound body (and its digest), so a replayed POST is the same POST.
     fn run(
         &self,
         prepared: Prepared,
-        candidates: &[String],
+        candidates: Vec<Candidate>,
         trace: &mut Trace,
     ) -> Result<Response, NoOriginAnswered> {
         let Prepared { req, body, nonces } = prepared;
         let method = req.get_method_str().to_owned();
         let digest = body.as_ref().map(|b| b.digest.as_str());
+        let mut walk = Walk::new(candidates);
+        let mut current = walk.next(|b| self.check(b, &req));
         let mut next = Some(req);
-        for (i, backend) in candidates.iter().enumerate() {
+        let mut sent = 0;
+        while let Some(candidate) = current.take() {
             let Some(mut attempt) = next.take() else {
                 break;
             };
-            if i + 1 < candidates.len() {
+            if walk.has_more() {
                 next = Some(copy_for_retry(&attempt, body.as_ref()));
             }
-            let last = next.is_none();
-            let nonce = nonces.for_attempt(i);
-            self.upstream.sign(&mut attempt, digest, &nonce);
-            trace.attempts.push(backend.clone());
-            let (outcome, resp) = self.attempt(attempt, backend);
-            let retry =
-                !last && failover::may_retry(&method, outcome) && Instant::now() < self.deadline;
-            match resp {
-                _ if retry => continue,
-                Some(resp) => {
-                    trace.backend = Some(backend.clone());
-                    return Ok(resp);
+            self.upstream
+                .sign(&mut attempt, digest, &nonces.for_attempt(sent));
+            sent += 1;
+            trace.attempts.push(candidate.backend.clone());
+            let (outcome, resp) = self.attempt(attempt, &candidate);
+            let retry = failover::may_retry(&method, self.has_idempotency_key, outcome)
+                && Instant::now() < self.deadline;
+            if retry {
+                // Probes the next backend (if due) before this answer is given up.
+                if let Some(template) = next.as_ref() {
+                    current = walk.next(|b| self.check(b, template));
                 }
-                None => break,
+                if current.is_some() {
+                    continue;
+                }
             }
+            let resp = resp.ok_or(NoOriginAnswered)?;
+            trace.backend = Some(candidate.backend);
+            return Ok(resp);
         }
         Err(NoOriginAnswered)
     }
 
+    /// A backend due a probe, reached by this request: probed by the edge if this request
+    /// wins the election, before anything of the client's is sent there.
+    fn check(&self, backend: &str, template: &Request) -> Checked {
+        match health::elect(backend) {
+            Election::Readmitted => Checked::Alive,
+            Election::Lost => Checked::Busy,
+            Election::Won => {
+                let plan = &self.upstream.plan;
+                let remaining = self.deadline.saturating_duration_since(Instant::now());
+                let remaining_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+                let timeout_ms = failover::probe_timeout_ms(plan.attempt_timeout_ms, remaining_ms);
+                let down_for = Duration::from_secs(u64::from(plan.failover.down_for_s));
+                let timeout = Duration::from_millis(timeout_ms);
+                let request_id = &self.upstream.request_id;
+                health::probe(backend, template, request_id, timeout, down_for)
+            }
+        }
+    }
+
     /// One send to one backend, with the backend's shared health updated by its outcome.
-    fn attempt(&self, req: Request, backend: &str) -> (AttemptOutcome, Option<Response>) {
+    fn attempt(&self, req: Request, candidate: &Candidate) -> (AttemptOutcome, Option<Response>) {
         let plan = &self.upstream.plan;
+        let backend = candidate.backend.as_str();
         let budget = self.deadline.saturating_duration_since(Instant::now());
         let timeout = Duration::from_millis(plan.attempt_timeout_ms).min(budget);
-        let (outcome, resp) = match send_with_timeout(req, backend, timeout) {
-            Ok(resp) => {
-                let retry_after = resp.contains_header("retry-after");
-                let status = resp.get_status().as_u16();
-                (AttemptOutcome::answered(status, retry_after), Some(resp))
-            }
-            Err(AttemptError::Send(e)) => {
-                log_event("backend_error", &format!("{backend}: {e}"));
-                (classify(&e), None)
-            }
-            Err(AttemptError::TimedOut) => {
-                let detail = format!("{backend}: no response in {timeout:?}");
-                log_event("backend_timeout", &detail);
-                (AttemptOutcome::Failed, None)
-            }
-        };
+        let (outcome, resp) = send_once(req, backend, timeout);
         if outcome.is_backend_failure() {
             let down_for = Duration::from_secs(u64::from(plan.failover.down_for_s));
             health::mark_down(backend, down_for);
-        } else if self.probes.iter().any(|p| p == backend) || self.marks.was_marked(backend) {
+        } else if candidate.state == BackendState::Down || self.marks.was_marked(backend) {
+            // A long shot that answered re-admits its backend.
             health::clear_mark(backend);
         }
         (outcome, resp)
+    }
+}
+
+/// One send, its outcome as failover sees it, and a log line when no answer came.
+pub(crate) fn send_once(
+    req: Request,
+    backend: &str,
+    timeout: Duration,
+) -> (AttemptOutcome, Option<Response>) {
+    match send_with_timeout(req, backend, timeout) {
+        Ok(resp) => {
+            let retry_after = resp.contains_header("retry-after");
+            let status = resp.get_status().as_u16();
+            (AttemptOutcome::answered(status, retry_after), Some(resp))
+        }
+        Err(AttemptError::Send(e)) => {
+            log_event("backend_error", &format!("{backend}: {e}"));
+            (classify(&e), None)
+        }
+        Err(AttemptError::TimedOut) => {
+            let detail = format!("{backend}: no response in {timeout:?}");
+            log_event("backend_timeout", &detail);
+            (AttemptOutcome::Failed, None)
+        }
     }
 }
 

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::edge_signature::{IdentityKeys, ENFORCE_VAR, KEYS_VAR};
 
+/// Seconds a stored `Idempotency-Key` answer is kept and replayed.
+pub const IDEMPOTENCY_TTL_VAR: &str = "FASTGATE_IDEMPOTENCY_TTL_S";
+
 /// The reference's development secret; production sets `JWT_SECRET`.
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
 
@@ -67,6 +70,9 @@ pub struct Settings {
     /// `FASTGATE_WORKER=0` runs an origin without a worker (tests of the crash path).
     pub worker_enabled: bool,
     pub edge_signature: EdgeSignatureSettings,
+    /// How long a stored `Idempotency-Key` answer is replayed (`FASTGATE_IDEMPOTENCY_TTL_S`,
+    /// default 24 h, at least 1 s): see [`crate::http::idempotency`].
+    pub idempotency_ttl: Duration,
 }
 
 impl Settings {
@@ -101,6 +107,7 @@ impl Settings {
             worker_poll: millis(&env, "FASTGATE_WORKER_POLL_MS", 500)?,
             worker_enabled: env("FASTGATE_WORKER").as_deref() != Some("0"),
             edge_signature: EdgeSignatureSettings::from_lookup(&env)?,
+            idempotency_ttl: positive_secs(&env, IDEMPOTENCY_TTL_VAR, 24 * 3600)?,
             data_dir,
         })
     }
@@ -198,6 +205,28 @@ fn millis(
     }
 }
 
+/// A whole number of seconds, at least one.
+fn positive_secs(
+    env: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = env(var) else {
+        return Ok(Duration::from_secs(default));
+    };
+    match v.trim().parse::<u64>() {
+        Ok(0) => Err(ConfigError::Invalid {
+            var,
+            reason: "must be at least 1".to_owned(),
+        }),
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(e) => Err(ConfigError::Invalid {
+            var,
+            reason: e.to_string(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +250,19 @@ mod tests {
         assert!(load(&[(ENFORCE_VAR, "maybe")]).is_err());
         let e = load(&[(KEYS_VAR, "a")]).unwrap_err().to_string();
         assert!(e.starts_with(KEYS_VAR), "{e}");
+    }
+
+    #[test]
+    fn idempotency_ttl_defaults_to_a_day() {
+        assert_eq!(
+            load(&[]).unwrap().idempotency_ttl,
+            Duration::from_secs(86_400)
+        );
+        let s = load(&[(IDEMPOTENCY_TTL_VAR, "60")]).unwrap();
+        assert_eq!(s.idempotency_ttl, Duration::from_secs(60));
+        for bad in ["0", "-1", "1h"] {
+            let e = load(&[(IDEMPOTENCY_TTL_VAR, bad)]).unwrap_err().to_string();
+            assert!(e.starts_with(IDEMPOTENCY_TTL_VAR), "{e}");
+        }
     }
 }

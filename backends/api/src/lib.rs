@@ -65,6 +65,8 @@ pub struct Shared {
     pub users: users::Users,
     /// The reference's `api_call` metric.
     pub api_calls: Arc<AtomicU64>,
+    /// `Idempotency-Key` records, in the database (see [`http::idempotency`]).
+    pub idempotency: http::idempotency::IdempotencyStore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,12 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let state = shared_state(&settings).await?;
     if settings.worker_enabled {
         start_worker(&settings, &state);
+    }
+    if state.tokens.uses_key_ring() {
+        tokio::spawn(auth::rotation::watch(
+            state.tokens.clone(),
+            auth::rotation::POLL,
+        ));
     }
     // The used nonces live in the database, shared by every origin process on it.
     let gate = verifier.map(|verifier| {
@@ -155,6 +163,10 @@ async fn shared_state(settings: &Settings) -> Result<AppState, BuildError> {
     Ok(AppState(Arc::new(Shared {
         name: Arc::from(settings.name.as_str()),
         db: db.clone(),
+        idempotency: http::idempotency::IdempotencyStore::new(
+            db.pool.clone(),
+            settings.idempotency_ttl,
+        ),
         tokens: Arc::new(tokens),
         dummy_hash: auth::password::dummy_hash().await?,
         blobs,

@@ -100,6 +100,21 @@ impl KeyRing {
     }
 }
 
+/// What the key directory holds, as far as a reload is concerned: each `*.pem` file's
+/// name, size and modification time. Two equal fingerprints mean nothing to reload.
+pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    pem_files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, len, modified)
+        })
+        .collect()
+}
+
 fn pem_files(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
     let entries = std::fs::read_dir(dir).map_err(|source| KeyError::Io {
         path: dir.to_path_buf(),

@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod password;
+pub mod rotation;
 pub mod tokens;
 
 use std::convert::Infallible;

@@ -150,6 +150,29 @@ impl Tokens {
         Ok(Some(data.claims))
     }
 
+    /// Whether this origin uses the ES256 key ring at all (signing or accepting).
+    pub fn uses_key_ring(&self) -> bool {
+        self.settings.signing == SigningAlg::Es256
+            || self.settings.accept.contains(&SigningAlg::Es256)
+    }
+
+    /// The directory the ES256 keys are read from.
+    pub fn keys_dir(&self) -> &std::path::Path {
+        &self.settings.keys_dir
+    }
+
+    /// Reads the key directory again and swaps the ring in whole: added keys are published
+    /// (and the newest signs), removed ones stop verifying. A directory that does not read
+    /// as a ring (empty, a half-written file) keeps the current ring. Returns the new kids.
+    pub fn reload(&self) -> Result<Vec<String>, KeyError> {
+        let ring = KeyRing::load(&self.settings.keys_dir)?;
+        let kids = ring.keys.iter().map(|k| k.jwk.kid.clone()).collect();
+        if let Ok(mut slot) = self.ring.write() {
+            *slot = Some(ring);
+        }
+        Ok(kids)
+    }
+
     fn reload_ring(&self) {
         {
             let Ok(mut last) = self.last_reload.write() else {

@@ -5,6 +5,7 @@ pub mod account;
 pub mod body;
 pub mod freshness;
 pub mod health_check;
+pub mod idempotency;
 pub mod meta;
 pub mod models;
 pub mod work;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
@@ -37,14 +38,24 @@ pub fn router(state: AppState, allowed_origins: &[String]) -> Router {
         .route("/api/auth/login", post(account::login))
         .route("/api/user/profile", tagged_get(account::profile))
         .route("/api/user/{user_id}", tagged_get(account::get_user))
-        .route("/api/process", post(work::process))
-        .route("/api/uploads", post(work::upload))
+        .route("/api/process", idempotent_post(work::process, &state))
+        .route("/api/uploads", idempotent_post(work::upload, &state))
         .route("/api/summaries", tagged_get(work::summaries))
         .route("/api/query", post(work::query))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CorsForOriginsLayer(cors(allowed_origins)))
+}
+
+/// A POST with a side effect, made safe to retry with `Idempotency-Key`
+/// ([`idempotency::idempotent`]).
+fn idempotent_post<H, T>(handler: H, state: &AppState) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
 }
 
 /// A GET whose 200 answers carry an `ETag` and honour `If-None-Match`

@@ -11,13 +11,19 @@ use axum::Json;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::freshness;
 use crate::http::models::*;
+use crate::http::{freshness, idempotency};
 use crate::validation::BodyInput;
 use crate::{clock, search, AppState};
 
 #[utoipa::path(post, path = "/api/process", request_body = ProcessIn, security(("bearer" = [])),
-    responses((status = 200, body = StatusOut), (status = 401, body = DetailOut), (status = 422)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = idempotency::KEY_DOC)),
+    responses((status = 200, body = StatusOut, headers(("Idempotency-Replayed" = String,
+            description = "`true` when this is the stored answer to an earlier request with the same key"))),
+        (status = 400, body = DetailOut, description = "Malformed `Idempotency-Key`"),
+        (status = 401, body = DetailOut),
+        (status = 409, body = DetailOut, description = idempotency::IN_PROGRESS_DOC),
+        (status = 422, description = idempotency::UNPROCESSABLE_DOC)))]
 pub async fn process(
     State(st): State<AppState>,
     caller: Caller,
@@ -33,7 +39,13 @@ pub async fn process(
 }
 
 #[utoipa::path(post, path = "/api/uploads", request_body = UploadIn, security(("bearer" = [])),
-    responses((status = 202, body = UploadOut), (status = 401, body = DetailOut), (status = 422)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = idempotency::KEY_DOC)),
+    responses((status = 202, body = UploadOut, headers(("Idempotency-Replayed" = String,
+            description = "`true` when this is the stored answer to an earlier request with the same key"))),
+        (status = 400, body = DetailOut, description = "Malformed `Idempotency-Key`"),
+        (status = 401, body = DetailOut),
+        (status = 409, body = DetailOut, description = idempotency::IN_PROGRESS_DOC),
+        (status = 422, description = idempotency::UNPROCESSABLE_DOC)))]
 pub async fn upload(
     State(st): State<AppState>,
     caller: Caller,

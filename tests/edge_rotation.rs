@@ -1,0 +1,193 @@
+//! End-to-end: the ES256 key rotation of `docs/OPERATIONS.md`, step by step as written, on
+//! a running stack under load. No request fails, and no process is restarted: the origins
+//! follow their key directory, the edge follows the origins' JWKS.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{client_from, config_with, three_origins, StackBuilder};
+use xtask::stack::Stack;
+
+/// Short JWKS lifetimes, so that the test waits seconds, not the production minutes; no
+/// rate limit on the profile, which the load reads from one address.
+fn config() -> String {
+    config_with(|v| {
+        v["auth"]["jwks"] = json!({"ttl_s": 2, "refresh_interval_s": 1, "max_stale_s": 2,
+                                   "verified_ttl_s": 2});
+        for route in v["routes"].as_array_mut().unwrap() {
+            if route["id"] == "user-profile" {
+                route.as_object_mut().unwrap().remove("rate_limit");
+            }
+        }
+    })
+}
+
+fn login(stack: &Stack) -> String {
+    let base = stack.edge_url();
+    let body: Value = client_from(1)
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "rot@example.com", "password": "correct horse"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    body["access_token"].as_str().expect("a token").to_owned()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+fn profile_status(stack: &Stack, token: &str) -> u16 {
+    client_from(1)
+        .get(format!("{}/api/user/profile", stack.edge_url()))
+        .bearer_auth(token)
+        .header("cache-control", "no-store")
+        .send()
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// The number of keys every origin publishes, when they agree.
+fn published_keys(stack: &Stack) -> Option<usize> {
+    let counts: Vec<usize> = ["origin_us", "origin_eu", "origin_ap"]
+        .iter()
+        .map(|name| {
+            let addr = stack.origin_addr(name).unwrap();
+            reqwest::blocking::get(format!("http://{addr}/.well-known/jwks.json"))
+                .and_then(|r| r.json::<Value>())
+                .map_or(0, |v| v["keys"].as_array().map_or(0, Vec::len))
+        })
+        .collect();
+    counts.windows(2).all(|w| w[0] == w[1]).then(|| counts[0])
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads the profile with the newest token until stopped; counts what failed.
+struct Load {
+    token: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(stack: &Stack, token: String) -> Load {
+        let token = Arc::new(Mutex::new(token));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let url = format!("{}/api/user/profile", stack.edge_url());
+        let (t, s, n, f) = (token.clone(), stop.clone(), sent.clone(), failed.clone());
+        let thread = std::thread::spawn(move || {
+            let client = client_from(1);
+            while !s.load(Ordering::SeqCst) {
+                let bearer = t.lock().unwrap().clone();
+                let status = client
+                    .get(&url)
+                    .bearer_auth(bearer)
+                    .header("cache-control", "no-store")
+                    .send()
+                    .map_or(0, |r| r.status().as_u16());
+                n.fetch_add(1, Ordering::SeqCst);
+                if status != 200 {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    eprintln!("load: {status}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Load {
+            token,
+            stop,
+            sent,
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        (
+            self.sent.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
+    }
+}
+
+fn pem_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pem"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn es256_rotation_as_the_ops_guide_writes_it_fails_no_request_and_restarts_nothing() {
+    let (stack, spec) = StackBuilder::new(three_origins())
+        .config_override(config())
+        .origin_env(vec![("JWT_ALGORITHM", "ES256")])
+        .start_with_spec();
+    let pids = stack.pids();
+    let signup = client_from(1)
+        .post(format!("{}/api/auth/signup", stack.edge_url()))
+        .json(&json!({"email": "rot@example.com", "password": "correct horse", "full_name": "Rot"}))
+        .send()
+        .unwrap();
+    assert_eq!(signup.status(), 201);
+    let old = login(&stack);
+    assert_eq!(profile_status(&stack, &old), 200);
+    let keys_dir = spec.data_dir.join("jwt-keys");
+    assert_eq!(pem_files(&keys_dir), ["0001.pem"]);
+    let load = Load::start(&stack, old.clone());
+
+    // Step 1: add the new key with the guide's command; the origins pick it up by themselves.
+    let status = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-out"])
+        .arg(keys_dir.join("0002.pem"))
+        .status()
+        .expect("running openssl");
+    assert!(status.success());
+    wait_for("every origin to publish two keys", || {
+        published_keys(&stack) == Some(2)
+    });
+    let new = login(&stack);
+    assert_ne!(kid(&new), kid(&old), "the newest key signs");
+    assert_eq!(profile_status(&stack, &new), 200, "a new-key token passes");
+    assert_eq!(profile_status(&stack, &old), 200, "an old-key token passes");
+    *load.token.lock().unwrap() = new.clone();
+
+    // Step 2: remove the old key; its tokens stop passing within the JWKS lifetime.
+    std::fs::remove_file(keys_dir.join("0001.pem")).unwrap();
+    wait_for("every origin to publish one key", || {
+        published_keys(&stack) == Some(1)
+    });
+    wait_for("the edge to refuse the removed key", || {
+        profile_status(&stack, &old) == 401
+    });
+    assert_eq!(profile_status(&stack, &new), 200);
+
+    let (sent, failed) = load.stop();
+    eprintln!("rotation under load: {sent} requests, {failed} failed");
+    assert!(sent > 20, "the load ran ({sent} requests)");
+    assert_eq!(failed, 0, "no request failed during the rotation");
+    assert_eq!(stack.pids(), pids, "no process was restarted");
+}
