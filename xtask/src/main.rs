@@ -1,7 +1,12 @@
 //! `cargo xtask <command>`: the developer entry points.
 //!
 //! - `serve`: install what is missing, build, and run three origins plus Viceroy on the
-//!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM.
+//!   ports of `fastly.toml` (edge at http://127.0.0.1:7676) until Ctrl-C or SIGTERM,
+//!   restarting any that dies. `serve --origins`: the origins only, for
+//!   `fastly compute serve` beside them (see `serve.rs`).
+//! - `restart`: a rolling restart of the running `serve`'s origins, without downtime.
+//! - `fastly-cli [check]`: install the pinned Fastly CLI under `target/`; `check` builds and
+//!   serves a fresh clone with it (`cargo xtask test` runs the check).
 //! - `test`: formatting, clippy (native and Wasm), unit tests, end-to-end tests, and the HTTP
 //!   caching suite with its floor.
 //! - `config check <file>`: validate a gateway config before pushing it to the Config Store.
@@ -15,22 +20,25 @@
 //! - `bench origin`: benchmark the Rust origin against the FastAPI reference (req/s, p50/p99,
 //!   peak RSS) and write the table to `target/bench/origin.md`.
 
+mod fastly_cli;
+mod serve;
+
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use xtask::stack::{Secrets, Stack, StackSpec, Upstream};
 use xtask::{build, tools, workspace_root};
 
-const USAGE: &str = "usage: cargo xtask <serve | test [cargo test args] | config check <file> | \
-package [--wasm FILE] | surrogate-key <template> [subject] | bench [origin] [options] | \
-fuzz [--seconds N] [TARGET...] | cachetests [--min-required N] [--min-optimal N] [--id TEST]>";
+const USAGE: &str = "usage: cargo xtask <serve [--origins] | restart | test [cargo test args] | \
+config check <file> | package [--wasm FILE] | surrogate-key <template> [subject] | \
+bench [origin] [options] | fuzz [--seconds N] [TARGET...] | fastly-cli [check] | \
+cachetests [--min-required N] [--min-optimal N] [--id TEST]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("serve") => serve(),
+        Some("serve") => serve::run(&args[1..]),
+        Some("restart") if args.len() == 1 => serve::restart(),
+        Some("fastly-cli") => fastly(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => xtask::bench::run(&args[1..]),
         Some("fuzz") => xtask::fuzz::run(&args[1..]),
@@ -51,62 +59,6 @@ fn main() {
     if let Err(e) = result {
         eprintln!("xtask: {e:#}");
         std::process::exit(1);
-    }
-}
-
-fn serve() -> Result<()> {
-    let root = workspace_root();
-    let target = build::target_dir(&root);
-    let viceroy = tools::ensure_viceroy()?;
-    let origin_bin = build::origin_binary(&root, &target)?;
-    let wasm = build::edge_wasm(&root, &target)?;
-    let backends = [
-        ("origin_us", 7801),
-        ("origin_eu", 7802),
-        ("origin_ap", 7803),
-    ];
-    let spec = StackSpec {
-        wasm,
-        origin_bin,
-        viceroy,
-        base_manifest: root.join("fastly.toml"),
-        backends: backends
-            .iter()
-            .map(|(name, port)| (name.to_string(), Upstream::Origin { port: *port }))
-            .collect(),
-        edge_port: 7676,
-        data_dir: root.join("data"),
-        inherit_output: true,
-        origin_env: Vec::new(),
-        config_override: None,
-        flags_override: None,
-        secrets: Secrets::load_or_create(&root.join(".fastgate/secrets.json"))?,
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
-    let mut stack = Stack::start(&spec)?;
-    println!();
-    println!("fastgate is up:");
-    println!("  edge (Viceroy)  {}", stack.edge_url());
-    for (name, _) in backends {
-        if let Some(addr) = stack.origin_addr(name) {
-            println!("  {name:<15} http://{addr}");
-        }
-    }
-    println!("  data directory  {}", spec.data_dir.display());
-    println!(
-        "Try: curl -i {}/health   (Ctrl-C stops everything)",
-        stack.edge_url()
-    );
-    let exited = stack.supervise(|| stop.load(Ordering::SeqCst));
-    drop(stack);
-    match exited {
-        Some(which) => bail!("{which}; stopped the rest"),
-        None => {
-            println!("xtask: stopped");
-            Ok(())
-        }
     }
 }
 
@@ -131,6 +83,27 @@ fn package(args: &[String]) -> Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// `fastly-cli`: installs the pinned CLI and says how to put it on PATH; `fastly-cli check`
+/// proves a fresh clone builds and serves with it.
+fn fastly(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    match args {
+        [] => {
+            let fastly = fastly_cli::ensure_fastly_cli(&root)?;
+            let dir = fastly.parent().unwrap_or(&fastly).display();
+            println!(
+                "xtask: Fastly CLI {}: {}",
+                fastly_cli::FASTLY_CLI_VERSION,
+                fastly.display()
+            );
+            println!("export PATH=\"{dir}:$PATH\"");
+            Ok(())
+        }
+        [check] if check == "check" => fastly_cli::check_fresh_clone(&root),
+        _ => bail!("usage: cargo xtask fastly-cli [check]"),
+    }
 }
 
 fn config_check(file: &str) -> Result<()> {
@@ -184,6 +157,8 @@ fn test(extra: &[String]) -> Result<()> {
         "--min-optimal".into(),
         xtask::cachetests::FLOOR_OPTIMAL.to_string(),
     ])?;
+    // The Fastly CLI path on a fresh clone (npm, a few minutes the first time).
+    fastly_cli::check_fresh_clone(&root)?;
     println!("xtask: all checks passed");
     Ok(())
 }

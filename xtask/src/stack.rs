@@ -4,18 +4,26 @@
 //! `cargo xtask serve` runs it on the fixed ports of `fastly.toml`; the e2e tests run
 //! many at once on free ports. Dropping a [`Stack`] kills and reaps every child, also when
 //! a test panics, so no Viceroy or origin outlives its owner.
+//!
+//! While [`Stack::supervise`] runs, a child that dies is started again on the same address
+//! after a backoff ([`supervise::Backoff`]), and [`Stack::rolling_restart`] replaces
+//! the origins one at a time without the edge losing a request.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+pub mod supervise;
+
+use supervise::Backoff;
 
 /// What a named backend in the manifest points at.
 #[derive(Debug, Clone)]
@@ -132,10 +140,47 @@ struct Proc {
     name: String,
     child: Child,
     log: Option<PathBuf>,
+    /// How long it ran before dying decides how soon supervision starts it again.
+    started: Instant,
+    backoff: Backoff,
+    /// Set once supervision has seen it dead: when to start it again.
+    restart_at: Option<Instant>,
 }
+
+impl Proc {
+    /// Whether supervision should start this child again now. The first look after it
+    /// died logs the death and schedules the restart after the backoff.
+    fn restart_due(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.restart_at {
+            return now >= at;
+        }
+        let Ok(Some(status)) = self.child.try_wait() else {
+            return false;
+        };
+        let delay = self.backoff.next_delay(now - self.started);
+        eprintln!(
+            "xtask: {} (pid {}) exited with {status}; restarting in {delay:?}",
+            self.name,
+            self.child.id()
+        );
+        self.restart_at = Some(now + delay);
+        false
+    }
+}
+
+/// Which supervised child: a named origin, or the stack's own Viceroy.
+enum Role {
+    Origin(String),
+    Edge,
+}
+
+/// How long a draining origin may take to finish its in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running stack. Kill it by dropping it.
 pub struct Stack {
+    /// What it was started with: supervision starts dead children again from it.
+    spec: StackSpec,
     run_dir: PathBuf,
     origins: BTreeMap<String, (SocketAddr, Proc)>,
     viceroy: Option<Proc>,
@@ -167,7 +212,26 @@ pub fn free_port() -> Result<u16> {
 }
 
 impl Stack {
+    /// Starts the origins, then Viceroy on a manifest pointing at them, and returns once
+    /// the edge reports ready.
     pub fn start(spec: &StackSpec) -> Result<Stack> {
+        let mut stack = Stack::empty(spec)?;
+        let addresses = stack.start_origins(spec)?;
+        stack.manifest = stack.write_run_manifest(spec, &addresses)?;
+        let manifest = stack.manifest.clone();
+        stack.start_viceroy(spec, &manifest)?;
+        Ok(stack)
+    }
+
+    /// Starts only the origins (`spec.wasm` and `spec.viceroy` are unused): for an edge
+    /// run by something else, `fastly compute serve` on the checkout's own manifest.
+    pub fn start_origins_only(spec: &StackSpec) -> Result<Stack> {
+        let mut stack = Stack::empty(spec)?;
+        stack.start_origins(spec)?;
+        Ok(stack)
+    }
+
+    fn empty(spec: &StackSpec) -> Result<Stack> {
         let run_dir = std::env::temp_dir().join(format!(
             "fastgate-stack-{}-{}",
             std::process::id(),
@@ -179,19 +243,15 @@ impl Stack {
             0 => free_port()?,
             p => p,
         };
-        let mut stack = Stack {
+        Ok(Stack {
+            spec: spec.clone(),
             run_dir,
             origins: BTreeMap::new(),
             viceroy: None,
             edge: SocketAddr::from(([127, 0, 0, 1], edge_port)),
             manifest: PathBuf::new(),
             others: Vec::new(),
-        };
-        let addresses = stack.start_origins(spec)?;
-        stack.manifest = stack.write_run_manifest(spec, &addresses)?;
-        let manifest = stack.manifest.clone();
-        stack.start_viceroy(spec, &manifest)?;
-        Ok(stack)
+        })
     }
 
     /// Starts another Viceroy running `wasm` with this stack's manifest (the same backends,
@@ -294,24 +354,20 @@ impl Stack {
     }
 
     fn spawn_origin(&self, spec: &StackSpec, name: &str, addr: SocketAddr) -> Result<Proc> {
-        let mut cmd = Command::new(&spec.origin_bin);
-        cmd.arg("--name")
-            .arg(name)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(&spec.data_dir)
-            .envs(spec.secrets.origin_env())
-            .envs(spec.origin_env.iter().map(|(k, v)| (k, v)));
-        self.spawn(name, cmd, spec.inherit_output)
+        self.spawn(name, origin_command(spec, name, addr), spec.inherit_output)
     }
 
+    /// Starts `cmd`. Its output goes to `<name>.log`, appended to, so that what a child
+    /// printed before a restart is still there after it.
     fn spawn(&self, name: &str, mut cmd: Command, inherit: bool) -> Result<Proc> {
         let log = if inherit {
             None
         } else {
             let path = self.run_dir.join(format!("{name}.log"));
-            let file = File::create(&path)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
             cmd.stdout(file.try_clone()?).stderr(file);
             Some(path)
         };
@@ -323,6 +379,9 @@ impl Stack {
             name: name.to_owned(),
             child,
             log,
+            started: Instant::now(),
+            backoff: Backoff::default(),
+            restart_at: None,
         })
     }
 
@@ -374,7 +433,18 @@ impl Stack {
         Ok(())
     }
 
-    /// Kills one origin (to simulate an outage) and waits until it is gone.
+    /// The process id of a named origin, e.g. to check that supervision replaced it.
+    pub fn origin_pid(&self, name: &str) -> Option<u32> {
+        self.origins.get(name).map(|(_, p)| p.child.id())
+    }
+
+    /// The stack's own Viceroy's process id.
+    pub fn edge_pid(&self) -> Option<u32> {
+        self.viceroy.as_ref().map(|p| p.child.id())
+    }
+
+    /// Kills one origin with SIGKILL (to simulate an outage, or a crash) and waits until it
+    /// is gone. It stays down unless [`Stack::supervise`] runs, which starts it again.
     pub fn kill_origin(&mut self, name: &str) -> Result<()> {
         let (_, proc) = self
             .origins
@@ -403,25 +473,111 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Blocks until a child exits on its own or `stop` returns true; returns which child
-    /// exited, if any.
-    pub fn supervise(&mut self, stop: impl Fn() -> bool) -> Option<String> {
-        loop {
-            if stop() {
-                return None;
-            }
-            let procs = self
-                .origins
-                .values_mut()
-                .map(|(_, p)| p)
-                .chain(self.viceroy.as_mut());
-            for proc in procs {
-                if let Ok(Some(status)) = proc.child.try_wait() {
-                    return Some(format!("{} exited with {status}", proc.name));
-                }
-            }
-            std::thread::sleep(Duration::from_millis(200));
+    /// Keeps every child running until `stop` returns true: a child that dies is logged
+    /// and started again on its address after its backoff, while the others (the edge
+    /// too, when an origin died) keep serving. Further Viceroys are not supervised.
+    pub fn supervise(&mut self, mut stop: impl FnMut() -> bool) {
+        while !stop() {
+            self.poll_children();
+            std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// One supervision pass: notes the children that died and starts again those whose
+    /// backoff has elapsed.
+    pub fn poll_children(&mut self) {
+        let now = Instant::now();
+        let roles: Vec<Role> = self
+            .origins
+            .keys()
+            .cloned()
+            .map(Role::Origin)
+            .chain(self.viceroy.is_some().then_some(Role::Edge))
+            .collect();
+        for role in roles {
+            if self.proc_mut(&role).is_some_and(|p| p.restart_due(now)) {
+                self.respawn(&role);
+            }
+        }
+    }
+
+    fn proc_mut(&mut self, role: &Role) -> Option<&mut Proc> {
+        match role {
+            Role::Origin(name) => self.origins.get_mut(name).map(|(_, p)| p),
+            Role::Edge => self.viceroy.as_mut(),
+        }
+    }
+
+    /// Starts a dead child again with the command line it had; failing to start counts as
+    /// one more quick death.
+    fn respawn(&mut self, role: &Role) {
+        let (name, cmd) = match role {
+            Role::Origin(name) => {
+                let addr = self.origins[name].0;
+                (name.as_str(), origin_command(&self.spec, name, addr))
+            }
+            Role::Edge => {
+                let cmd =
+                    viceroy_serve(&self.spec, self.edge, &self.manifest, &self.spec.wasm, &[]);
+                ("viceroy", cmd)
+            }
+        };
+        let name = name.to_owned();
+        let spawned = self.spawn(&name, cmd, self.spec.inherit_output);
+        let Some(old) = self.proc_mut(role) else {
+            return;
+        };
+        match spawned {
+            Ok(mut new) => {
+                new.backoff = old.backoff.clone();
+                eprintln!(
+                    "xtask: restarted {name} (pid {}, restart #{})",
+                    new.child.id(),
+                    new.backoff.restarts
+                );
+                *old = new;
+            }
+            Err(e) => {
+                let delay = old.backoff.next_delay(Duration::ZERO);
+                eprintln!("xtask: {e:#}; trying again in {delay:?}");
+                old.restart_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
+    /// Replaces every origin in turn without the edge losing a request. Each gets SIGTERM
+    /// (it stops accepting and finishes what is in flight); once it has exited a new one
+    /// starts on the same port, and the next origin waits until that one answers
+    /// `/health`. The ports are fixed in the manifest, so old and new cannot overlap: in
+    /// between, the edge fails over to the other origins (a refused connection is retried
+    /// on the next backend). Uses the spec the stack was started with.
+    pub fn rolling_restart(&mut self) -> Result<()> {
+        let names: Vec<String> = self.origins.keys().cloned().collect();
+        for name in names {
+            self.replace_origin(&name)
+                .with_context(|| format!("rolling restart of {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// One step of [`Stack::rolling_restart`]. A replacement that fails to come up stays in
+    /// place, so that supervision keeps starting it again.
+    fn replace_origin(&mut self, name: &str) -> Result<()> {
+        let (addr, old) = self
+            .origins
+            .get_mut(name)
+            .with_context(|| format!("no origin named {name}"))?;
+        let (addr, pid) = (*addr, old.child.id());
+        let status = terminate(&mut old.child, DRAIN_TIMEOUT)?;
+        eprintln!("xtask: rolling restart: {name} (pid {pid}) drained, exited with {status}");
+        let cmd = origin_command(&self.spec, name, addr);
+        let mut new = self.spawn(name, cmd, self.spec.inherit_output)?;
+        let ready = wait_http(addr, "/health", &mut new, Duration::from_secs(60));
+        let new_pid = new.child.id();
+        self.origins.insert(name.to_owned(), (addr, new));
+        ready?;
+        eprintln!("xtask: rolling restart: {name} is back (pid {new_pid})");
+        Ok(())
     }
 
     /// Child process ids, so tests can prove nothing is left behind.
@@ -452,6 +608,41 @@ impl Drop for Stack {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
     }
+}
+
+/// `fastgate-api --name NAME --listen ADDR --data-dir DIR` with the shared secrets.
+fn origin_command(spec: &StackSpec, name: &str, addr: SocketAddr) -> Command {
+    let mut cmd = Command::new(&spec.origin_bin);
+    cmd.arg("--name")
+        .arg(name)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(&spec.data_dir)
+        .envs(spec.secrets.origin_env())
+        .envs(spec.origin_env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Sends SIGTERM, then SIGKILL if the child has not exited within `grace`; returns how it
+/// exited. An origin drains its in-flight requests on SIGTERM.
+fn terminate(child: &mut Child, grace: Duration) -> Result<ExitStatus> {
+    use nix::sys::signal::{kill, Signal};
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("xtask: pid {pid} did not exit within {grace:?} of SIGTERM; killing it");
+    child.kill()?;
+    Ok(child.wait()?)
 }
 
 /// `viceroy serve ARGS --addr ADDR -C MANIFEST WASM`.
