@@ -12,6 +12,15 @@
 //! retried like a GET: after a reset, a timeout or a 502-504, on the next backend. Without
 //! the key a POST is never sent twice.
 //!
+//! A keyed request the edge sent again after an ambiguous failure (the origin may have
+//! taken it and died) may be answered 409 with `Retry-After`: the key is claimed by a
+//! request in progress, most likely this one's, on the process that just died. The origin
+//! lets a dead process's claim be taken over within a couple of seconds, so the edge waits
+//! (`Retry-After`, at most [`CONFLICT_WAIT_MAX_MS`]) and sends it again, the key and the
+//! body unchanged, until the request's deadline; the answer is then the stored one or the
+//! write itself. A 409 to a client's first attempt is a genuinely concurrent duplicate and
+//! passed on unchanged.
+//!
 //! A 503 that carries `Retry-After` is an origin shedding load on purpose (its argon2
 //! queue is full, say): it is alive and said when to come back. An idempotent request may
 //! still try the next backend, but the backend is not marked down, or one burst of logins
@@ -25,7 +34,15 @@
 use std::collections::VecDeque;
 
 /// The request header by which a client makes an unsafe request safe to repeat.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub use fastgate_wire::IDEMPOTENCY_KEY_HEADER;
+
+/// The longest the edge waits before sending a keyed request again after a 409.
+pub const CONFLICT_WAIT_MAX_MS: u64 = 1_000;
+/// The shortest such wait, so that `Retry-After: 0` does not become a busy loop.
+pub const CONFLICT_WAIT_MIN_MS: u64 = 100;
+/// What must remain of the request's budget after such a wait for the attempt to be worth
+/// sending; otherwise the 409 is the answer.
+pub const CONFLICT_ATTEMPT_MIN_MS: u64 = 500;
 
 /// Where the edge's half-open probe goes. The config names no health path per backend, and
 /// every origin answers this one before its router, unsigned (its liveness check).
@@ -58,6 +75,12 @@ impl AttemptOutcome {
         } else {
             AttemptOutcome::Answered(status)
         }
+    }
+
+    /// True when the request may have reached an origin that then failed with it (reset,
+    /// timeout, garbled answer): a claim of its `Idempotency-Key` may be held by that process.
+    pub fn is_ambiguous(self) -> bool {
+        self == AttemptOutcome::Failed
     }
 
     /// True when the backend should be marked down for later requests. A half-open probe
@@ -100,6 +123,34 @@ pub fn may_retry(method: &str, has_idempotency_key: bool, outcome: AttemptOutcom
         AttemptOutcome::Shedding | AttemptOutcome::Failed => replayable,
         AttemptOutcome::NotConnected => true,
     }
+}
+
+/// How long to wait before sending a keyed request again after an answer with `status` and
+/// `retry_after` (the header's value), or `None` when that answer is the answer. Only a 409
+/// with `Retry-After` to a retry the edge made after an ambiguous failure
+/// (`ambiguous_before`) is waited out; and only when, after the wait, at least
+/// [`CONFLICT_ATTEMPT_MIN_MS`] of the request's `remaining_ms` is left for the attempt.
+pub fn conflict_wait_ms(
+    has_idempotency_key: bool,
+    ambiguous_before: bool,
+    status: u16,
+    retry_after: Option<&[u8]>,
+    remaining_ms: u64,
+) -> Option<u64> {
+    if !(has_idempotency_key && ambiguous_before && status == 409) {
+        return None;
+    }
+    let wait = retry_after_ms(retry_after?).clamp(CONFLICT_WAIT_MIN_MS, CONFLICT_WAIT_MAX_MS);
+    (wait.saturating_add(CONFLICT_ATTEMPT_MIN_MS) <= remaining_ms).then_some(wait)
+}
+
+/// `Retry-After` in milliseconds: delta-seconds as such; anything else (an HTTP-date, say)
+/// as the longest wait, which the caller's cap then bounds.
+fn retry_after_ms(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(u64::MAX, |secs| secs.saturating_mul(1_000))
 }
 
 /// A backend's down-mark in the shared cache, when it has one.
@@ -286,6 +337,58 @@ mod tests {
         assert!(is_replayable("POST", true));
         assert!(!is_replayable("POST", false));
         assert!(is_replayable("DELETE", false));
+    }
+
+    #[test]
+    fn only_the_edges_own_retry_waits_out_a_conflict() {
+        let full = 15_000;
+        // A retry after an ambiguous failure, answered 409 with Retry-After: wait, capped.
+        assert_eq!(
+            conflict_wait_ms(true, true, 409, Some(b"1"), full),
+            Some(1_000)
+        );
+        assert_eq!(
+            conflict_wait_ms(true, true, 409, Some(b" 1 "), full),
+            Some(1_000)
+        );
+        assert_eq!(
+            conflict_wait_ms(true, true, 409, Some(b"30"), full),
+            Some(1_000)
+        );
+        assert_eq!(
+            conflict_wait_ms(true, true, 409, Some(b"0"), full),
+            Some(100)
+        );
+        let date = b"Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(
+            conflict_wait_ms(true, true, 409, Some(date), full),
+            Some(1_000)
+        );
+        // The client's first attempt: a genuinely concurrent duplicate, passed on.
+        assert_eq!(conflict_wait_ms(true, false, 409, Some(b"1"), full), None);
+        // No key, no Retry-After, or another status: the answer is the answer.
+        assert_eq!(conflict_wait_ms(false, true, 409, Some(b"1"), full), None);
+        assert_eq!(conflict_wait_ms(true, true, 409, None, full), None);
+        for status in [200, 202, 422, 429, 503] {
+            assert_eq!(conflict_wait_ms(true, true, status, Some(b"1"), full), None);
+        }
+        // Not past the deadline: the wait and a worthwhile attempt must fit.
+        assert_eq!(
+            conflict_wait_ms(true, true, 409, Some(b"1"), 1_500),
+            Some(1_000)
+        );
+        assert_eq!(conflict_wait_ms(true, true, 409, Some(b"1"), 1_499), None);
+        assert_eq!(conflict_wait_ms(true, true, 409, Some(b"0"), 599), None);
+    }
+
+    #[test]
+    fn only_a_failure_after_sending_is_ambiguous() {
+        assert!(AttemptOutcome::Failed.is_ambiguous());
+        assert!(!AttemptOutcome::NotConnected.is_ambiguous());
+        assert!(!AttemptOutcome::Shedding.is_ambiguous());
+        for status in [200, 409, 502, 503, 504] {
+            assert!(!AttemptOutcome::Answered(status).is_ambiguous(), "{status}");
+        }
     }
 
     #[test]

@@ -5,14 +5,20 @@
 //!   intact; the same POST without a key is never sent twice.
 //! - While a backend is marked down, POSTs go to the next backend, and once its mark
 //!   expires the edge probes it with its own `GET /health`: no client POST is the probe.
+//! - With real origins on one database: a keyed upload whose origin is killed mid-request
+//!   is retried on another origin, which takes over the dead process's claim of the key
+//!   (the edge waiting out the 409s while the dead process's heartbeat is still fresh),
+//!   and the upload is stored once. A 409 to a client's first attempt is passed on.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use fastgate_wire::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_REPLAYED_HEADER};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use support::{client_from, config_with, open_api_routes, BlackHole, EchoServer, StackBuilder};
-use xtask::stack::{Stack, Upstream};
+use xtask::stack::{Stack, StackSpec, Upstream};
 
 /// How long a failed backend stays marked down in these tests.
 const DOWN_FOR_S: u64 = 2;
@@ -97,7 +103,7 @@ fn post(
         .header("content-type", "application/json")
         .body(body.to_owned());
     if let Some(key) = key {
-        req = req.header("idempotency-key", key);
+        req = req.header(IDEMPOTENCY_KEY_HEADER, key);
     }
     req.send().unwrap()
 }
@@ -116,7 +122,7 @@ fn assert_echoed(seen: &Value, body: &str, key: Option<&str>) {
         seen["headers"]["content-digest"],
         serde_json::json!([digest])
     );
-    let sent_key = seen["headers"]["idempotency-key"].clone();
+    let sent_key = seen["headers"][IDEMPOTENCY_KEY_HEADER].clone();
     match key {
         Some(key) => assert_eq!(sent_key, serde_json::json!([key])),
         None => assert!(sent_key.is_null(), "{sent_key}"),
@@ -326,4 +332,268 @@ fn a_keyed_post_is_retried_after_an_ambiguous_failure_and_an_unkeyed_one_is_not(
         serde_json::json!(["origin_ap", "origin_eu"])
     );
     assert_eq!(hole_us.count(line), 1);
+}
+
+/// The origins' SQLite database, read and written by the test as another process would.
+struct Database {
+    rt: tokio::runtime::Runtime,
+    pool: sqlx::AnyPool,
+}
+
+impl Database {
+    fn open(spec: &StackSpec) -> Database {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}/fastgate.db", spec.data_dir.display());
+        let pool = rt.block_on(sqlx::AnyPool::connect(&url)).unwrap();
+        Database { rt, pool }
+    }
+
+    fn execute(&self, sql: &str) {
+        self.rt
+            .block_on(sqlx::raw_sql(sql).execute(&self.pool))
+            .unwrap();
+    }
+
+    fn jobs_of(&self, user: &str) -> i64 {
+        let count = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE user_id = $1").bind(user);
+        self.rt.block_on(count.fetch_one(&self.pool)).unwrap()
+    }
+
+    /// The state and owner of a key's row, if any.
+    fn claim_of(&self, key: &str) -> Option<(String, Option<String>)> {
+        let row =
+            sqlx::query_as("SELECT state, owner FROM idempotency_keys WHERE key = $1").bind(key);
+        self.rt.block_on(row.fetch_optional(&self.pool)).unwrap()
+    }
+
+    /// A claim of `key` by `owner`, in progress, as the origin writes it, and the owner's
+    /// heartbeat `age_ms` ago by the database's clock (the same host's here).
+    fn put_claim(&self, user: &str, key: &str, print: &str, owner: &str, age_ms: i64) {
+        let now = i64::try_from(fastgate::http::unix_now()).unwrap();
+        let claim = sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, claim_token, \
+             owner, created_at, expires_at) VALUES ($1, $2, $3, 'in_progress', 'ghost', $4, \
+             $5, $6)",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(print)
+        .bind(owner)
+        .bind(now)
+        .bind(now + 300);
+        let beat = sqlx::query("INSERT INTO origin_heartbeats (owner, seen_at) VALUES ($1, $2)")
+            .bind(owner)
+            .bind(now_ms() - age_ms);
+        self.rt.block_on(async {
+            claim.execute(&self.pool).await.unwrap();
+            beat.execute(&self.pool).await.unwrap();
+        });
+    }
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// The origin's fingerprint of a request: hex SHA-256 of method, path and body.
+fn fingerprint(path: &str, body: &str) -> String {
+    let digest = Sha256::digest(format!("POST\n{path}\n{body}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Real origins as origin_us and origin_eu on one SQLite database; origin_ap is `ap`. Rate
+/// limits are lifted: every request of a test comes from one address.
+fn real_origins(ap: Upstream) -> (Stack, StackSpec) {
+    let config = config_with(|v| {
+        for route in v["routes"].as_array_mut().unwrap() {
+            route.as_object_mut().unwrap().remove("rate_limit");
+        }
+        v["failover"]["down_for_s"] = DOWN_FOR_S.into();
+    });
+    StackBuilder::new(vec![
+        ("origin_us", Upstream::Origin { port: 0 }),
+        ("origin_eu", Upstream::Origin { port: 0 }),
+        ("origin_ap", ap),
+    ])
+    .config_override(config)
+    .start_with_spec()
+}
+
+/// Signs up and logs in through the edge; returns the email (the subject uploads are filed
+/// under) and the access token.
+fn account(stack: &Stack, client: &reqwest::blocking::Client) -> (String, String) {
+    let base = stack.edge_url();
+    let email = format!("idem-{}@example.com", now_ms());
+    let creds = json!({"email": email, "password": "correct-horse-1"});
+    let mut signup = creds.clone();
+    signup["full_name"] = "Key Holder".into();
+    let resp = client
+        .post(format!("{base}/api/auth/signup"))
+        .json(&signup)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let login: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&creds)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    (email, login["access_token"].as_str().unwrap().to_owned())
+}
+
+/// A keyed upload of `body` through the edge at `base`, as request `id`.
+fn upload(
+    base: &str,
+    client: &reqwest::blocking::Client,
+    token: &str,
+    (id, key): (&str, &str),
+    body: &str,
+) -> reqwest::blocking::Response {
+    client
+        .post(format!("{base}/api/uploads"))
+        .bearer_auth(token)
+        .header("x-request-id", id)
+        .header("content-type", "application/json")
+        .header(IDEMPOTENCY_KEY_HEADER, key)
+        .body(body.to_owned())
+        .send()
+        .unwrap()
+}
+
+/// The edge's `idempotency_conflict_wait` events for request `id`.
+fn conflict_waits(stack: &Stack, id: &str) -> usize {
+    json_lines(&stack.edge_log())
+        .into_iter()
+        .filter(|l| l["event"] == "idempotency_conflict_wait")
+        .filter(|l| {
+            l["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!(" to {id},")))
+        })
+        .count()
+}
+
+#[test]
+fn a_keyed_upload_whose_origin_was_killed_mid_request_is_stored_once() {
+    let ap = EchoServer::named("origin_ap");
+    let (mut stack, spec) = real_origins(ap.upstream());
+    let client = client_from(GERMANY);
+    let (email, token) = account(&stack, &client);
+    let (base, db) = (stack.edge_url(), Database::open(&spec));
+    let key = "killed-mid-request";
+    // origin_eu's insert of the job stalls inside its transaction (a trigger that never
+    // ends) while origin_eu holds the claim, so it is killed mid-request, the key claimed.
+    db.execute(&format!(
+        "CREATE TABLE burn (n INTEGER); \
+         WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000) \
+         INSERT INTO burn SELECT n FROM c; \
+         CREATE TRIGGER stall_on_eu BEFORE INSERT ON jobs WHEN EXISTS (SELECT 1 \
+         FROM idempotency_keys WHERE key = '{key}' AND owner LIKE 'origin_eu-%') \
+         BEGIN SELECT COUNT(*) FROM burn a, burn b, burn c, burn d; END;"
+    ));
+    let body = r#"{"content":"Written once, although its origin died."}"#;
+    let sent = std::thread::scope(|scope| {
+        let sending = scope.spawn(|| upload(&base, &client, &token, ("killed-1", key), body));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !db
+            .claim_of(key)
+            .is_some_and(|(_, owner)| owner.is_some_and(|o| o.starts_with("origin_eu-")))
+        {
+            assert!(Instant::now() < deadline, "origin_eu never claimed the key");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stack.kill_origin("origin_eu").unwrap();
+        sending.join().unwrap()
+    });
+
+    assert_eq!(sent.status(), 202);
+    assert_eq!(
+        header(&sent, "fastgate-origin").as_deref(),
+        Some("origin_us")
+    );
+    let first: Value = sent.json().unwrap();
+    let tried = attempts(&stack, "killed-1");
+    assert_eq!(tried[0], "origin_eu", "{tried}");
+    assert!(
+        tried.as_array().unwrap().contains(&json!("origin_us")),
+        "{tried}"
+    );
+    let (state, owner) = db.claim_of(key).unwrap();
+    assert_eq!(state, "completed");
+    assert!(owner.unwrap().starts_with("origin_us-"));
+    assert_eq!(db.jobs_of(&email), 1, "stored exactly once");
+
+    // The client's own retry with the key gets the stored answer, and nothing runs again.
+    let again = upload(&base, &client, &token, ("killed-2", key), body);
+    assert_eq!(again.status(), 202);
+    assert_eq!(
+        header(&again, IDEMPOTENCY_REPLAYED_HEADER).as_deref(),
+        Some("true")
+    );
+    assert_eq!(again.json::<Value>().unwrap(), first);
+    assert_eq!(db.jobs_of(&email), 1);
+}
+
+#[test]
+fn the_edges_own_retry_waits_out_a_dead_claim_and_a_first_409_is_passed_on() {
+    let hole = BlackHole::start();
+    let (stack, spec) = real_origins(hole.upstream());
+    // Signed up from the US: a POST without a key is not retried past the black hole.
+    let (email, token) = account(&stack, &client_from(US));
+    let client = client_from(JAPAN);
+    let (base, db) = (stack.edge_url(), Database::open(&spec));
+    let body = r#"{"content":"Claimed by a process that has just died."}"#;
+    let print = fingerprint("/api/uploads", body);
+
+    // The key is held by a process that beat a moment ago and died. The first attempt (to
+    // origin_ap, which takes the request and hangs up) fails ambiguously; the retry on
+    // origin_us meets the claim while its owner still looks alive, is answered 409, and
+    // the edge waits and sends again until the claim is taken over.
+    db.put_claim(&email, "just-died", &print, "origin_ghost-1", 0);
+    let started = Instant::now();
+    let resp = upload(&base, &client, &token, ("waited-1", "just-died"), body);
+    assert_eq!(resp.status(), 202, "{:?}", resp.text());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let tried = attempts(&stack, "waited-1");
+    let tried = tried.as_array().unwrap();
+    assert_eq!(
+        tried[..2],
+        [json!("origin_ap"), json!("origin_us")],
+        "{tried:?}"
+    );
+    assert!(tried.len() >= 3, "{tried:?}");
+    assert!(
+        conflict_waits(&stack, "waited-1") >= 1,
+        "{}",
+        stack.edge_log()
+    );
+    assert_eq!(hole.count("POST /api/uploads HTTP/1.1"), 1);
+    assert_eq!(db.jobs_of(&email), 1, "stored exactly once");
+
+    // A claim whose owner is alive, met by the client's first attempt: a concurrent
+    // duplicate. The 409 and its Retry-After reach the client at once, sent to one origin.
+    db.put_claim(&email, "in-flight", &print, "origin_ghost-2", -60_000);
+    let started = Instant::now();
+    let resp = upload(
+        &base,
+        &client_from(US),
+        &token,
+        ("first-1", "in-flight"),
+        body,
+    );
+    assert_eq!(resp.status(), 409);
+    assert_eq!(header(&resp, "retry-after").as_deref(), Some("1"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(attempts(&stack, "first-1"), json!(["origin_us"]));
+    assert_eq!(conflict_waits(&stack, "first-1"), 0);
+    assert_eq!(db.jobs_of(&email), 1);
 }

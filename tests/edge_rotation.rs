@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{client_from, config_with, three_origins, StackBuilder};
-use xtask::stack::Stack;
+use xtask::stack::{Secrets, Stack};
 
 /// Short JWKS lifetimes, so that the test waits seconds, not the production minutes; no
 /// rate limit on the profile, which the load reads from one address.
@@ -29,7 +29,10 @@ fn config() -> String {
 }
 
 fn login(stack: &Stack) -> String {
-    let base = stack.edge_url();
+    login_at(&stack.edge_url())
+}
+
+fn login_at(base: &str) -> String {
     let body: Value = client_from(1)
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": "rot@example.com", "password": "correct horse"}))
@@ -45,8 +48,12 @@ fn kid(token: &str) -> String {
 }
 
 fn profile_status(stack: &Stack, token: &str) -> u16 {
+    profile_status_at(&stack.edge_url(), token)
+}
+
+fn profile_status_at(base: &str, token: &str) -> u16 {
     client_from(1)
-        .get(format!("{}/api/user/profile", stack.edge_url()))
+        .get(format!("{base}/api/user/profile"))
         .bearer_auth(token)
         .header("cache-control", "no-store")
         .send()
@@ -75,8 +82,10 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Reads the profile with the newest token until stopped; counts what failed.
+/// Reads the profile with the newest token, through the current edge, until stopped;
+/// counts what failed.
 struct Load {
+    base: Arc<Mutex<String>>,
     token: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
@@ -86,15 +95,17 @@ struct Load {
 
 impl Load {
     fn start(stack: &Stack, token: String) -> Load {
+        let base = Arc::new(Mutex::new(stack.edge_url()));
         let token = Arc::new(Mutex::new(token));
         let stop = Arc::new(AtomicBool::new(false));
         let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let url = format!("{}/api/user/profile", stack.edge_url());
-        let (t, s, n, f) = (token.clone(), stop.clone(), sent.clone(), failed.clone());
+        let (b, t) = (base.clone(), token.clone());
+        let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
         let thread = std::thread::spawn(move || {
             let client = client_from(1);
             while !s.load(Ordering::SeqCst) {
                 let bearer = t.lock().unwrap().clone();
+                let url = format!("{}/api/user/profile", b.lock().unwrap());
                 let status = client
                     .get(&url)
                     .bearer_auth(bearer)
@@ -110,6 +121,7 @@ impl Load {
             }
         });
         Load {
+            base,
             token,
             stop,
             sent,
@@ -126,6 +138,15 @@ impl Load {
             self.failed.load(Ordering::SeqCst),
         )
     }
+}
+
+fn sign_up(base: &str) {
+    let signup = client_from(1)
+        .post(format!("{base}/api/auth/signup"))
+        .json(&json!({"email": "rot@example.com", "password": "correct horse", "full_name": "Rot"}))
+        .send()
+        .unwrap();
+    assert_eq!(signup.status(), 201);
 }
 
 fn pem_files(dir: &Path) -> Vec<String> {
@@ -146,12 +167,7 @@ fn es256_rotation_as_the_ops_guide_writes_it_fails_no_request_and_restarts_nothi
         .origin_env(vec![("JWT_ALGORITHM", "ES256")])
         .start_with_spec();
     let pids = stack.pids();
-    let signup = client_from(1)
-        .post(format!("{}/api/auth/signup", stack.edge_url()))
-        .json(&json!({"email": "rot@example.com", "password": "correct horse", "full_name": "Rot"}))
-        .send()
-        .unwrap();
-    assert_eq!(signup.status(), 201);
+    sign_up(&stack.edge_url());
     let old = login(&stack);
     assert_eq!(profile_status(&stack, &old), 200);
     let keys_dir = spec.data_dir.join("jwt-keys");
@@ -190,4 +206,58 @@ fn es256_rotation_as_the_ops_guide_writes_it_fails_no_request_and_restarts_nothi
     assert!(sent > 20, "the load ran ({sent} requests)");
     assert_eq!(failed, 0, "no request failed during the rotation");
     assert_eq!(stack.pids(), pids, "no process was restarted");
+}
+
+/// The identity signing key's three steps, with the Secret Store update done the local way:
+/// Viceroy reads its store at start, so the switch is a second edge started on the updated
+/// store, and the clients move to it (as a POP would after the entry changes). The guide's
+/// minute between steps 2 and 3 is for requests the old edge signed still in flight; here
+/// they all moved, so a second stands in for it.
+#[test]
+fn identity_key_rotation_as_the_ops_guide_writes_it_fails_no_request() {
+    let (mut stack, spec) = StackBuilder::new(three_origins())
+        .config_override(config())
+        .start_with_spec();
+    let old_edge = stack.edge_url();
+    sign_up(&old_edge);
+    let token = login(&stack);
+    let load = Load::start(&stack, token.clone());
+    let old = spec.secrets.clone();
+    let new = Secrets {
+        identity_key_id: "k-rotated".into(),
+        jwt_hs256_key: old.jwt_hs256_key.clone(),
+        ..Secrets::generate().unwrap()
+    };
+    let entry = |s: &Secrets| format!("{}:{}", s.identity_key_id, s.identity_key);
+
+    // Step 1: deploy the origins with both keys (a rolling restart).
+    let both = format!("{},{}", entry(&old), entry(&new));
+    stack
+        .rolling_restart_with(&[("FASTGATE_IDENTITY_KEYS", &both)])
+        .unwrap();
+    // Step 2: the edge signs with the new key.
+    stack.write_edge_secrets(&new).unwrap();
+    let new_edge = format!(
+        "http://{}",
+        stack.start_other_edge(&spec, &spec.wasm).unwrap()
+    );
+    assert_eq!(profile_status_at(&new_edge, &token), 200);
+    *load.base.lock().unwrap() = new_edge.clone();
+    std::thread::sleep(Duration::from_secs(1));
+    // Step 3: deploy the origins with the new key only.
+    let only_new = entry(&new);
+    stack
+        .rolling_restart_with(&[("FASTGATE_IDENTITY_KEYS", &only_new)])
+        .unwrap();
+
+    assert_eq!(profile_status_at(&new_edge, &token), 200);
+    assert_ne!(
+        profile_status_at(&old_edge, &token),
+        200,
+        "the retired key is no longer trusted"
+    );
+    let (sent, failed) = load.stop();
+    eprintln!("identity rotation under load: {sent} requests, {failed} failed");
+    assert!(sent > 20, "the load ran ({sent} requests)");
+    assert_eq!(failed, 0, "no request failed during the rotation");
 }

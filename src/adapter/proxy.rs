@@ -3,7 +3,9 @@
 //! backend within the failover policy's attempts, timeouts and deadline, marking failed
 //! backends down for later requests. A backend whose mark expired is probed by the edge
 //! (`health::probe`) before this request goes there; an unsafe request is retried only
-//! when it never left, or when its `Idempotency-Key` lets the origin deduplicate it.
+//! when it never left, or when its `Idempotency-Key` lets the origin deduplicate it. Such a
+//! retry answered 409 with `Retry-After` (its key still claimed, likely by the origin that
+//! just died with the first attempt) is sent again after the wait, until the deadline.
 
 use std::io::Read as _;
 use std::time::{Duration, Instant};
@@ -207,6 +209,8 @@ struct Attempts<'a, 'g> {
 impl Attempts<'_, '_> {
     /// Tries each candidate in turn, as far as the failover policy allows. A retry copy
     /// carries the whole bound body (and its digest), so a replayed POST is the same POST.
+    /// After an ambiguous failure, a keyed request's retry that meets a 409 is sent again
+    /// to the same backend (it answered, so it is up) once the conflict is waited out.
     fn run(
         &self,
         prepared: Prepared,
@@ -220,11 +224,13 @@ impl Attempts<'_, '_> {
         let mut current = walk.next(|b| self.check(b, &req));
         let mut next = Some(req);
         let mut sent = 0;
+        // Whether an attempt may have reached an origin that failed with it.
+        let mut ambiguous = false;
         while let Some(candidate) = current.take() {
             let Some(mut attempt) = next.take() else {
                 break;
             };
-            if walk.has_more() {
+            if walk.has_more() || (self.has_idempotency_key && ambiguous) {
                 next = Some(copy_for_retry(&attempt, body.as_ref()));
             }
             self.upstream
@@ -232,6 +238,11 @@ impl Attempts<'_, '_> {
             sent += 1;
             trace.attempts.push(candidate.backend.clone());
             let (outcome, resp) = self.attempt(attempt, &candidate);
+            if next.is_some() && self.waited_out_conflict(ambiguous, &candidate, resp.as_ref()) {
+                current = Some(candidate);
+                continue;
+            }
+            ambiguous |= outcome.is_ambiguous();
             let retry = failover::may_retry(&method, self.has_idempotency_key, outcome)
                 && Instant::now() < self.deadline;
             if retry {
@@ -248,6 +259,36 @@ impl Attempts<'_, '_> {
             return Ok(resp);
         }
         Err(NoOriginAnswered)
+    }
+
+    /// Whether `resp` is a conflict this request's own retry should wait out
+    /// ([`failover::conflict_wait_ms`]); if so, waits before saying so. `thread::sleep` is
+    /// WASI's `poll_oneoff` on a clock: the guest blocks in the host, it does not spin.
+    fn waited_out_conflict(
+        &self,
+        ambiguous: bool,
+        candidate: &Candidate,
+        resp: Option<&Response>,
+    ) -> bool {
+        let Some(resp) = resp else {
+            return false;
+        };
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let wait_ms = failover::conflict_wait_ms(
+            self.has_idempotency_key,
+            ambiguous,
+            resp.get_status().as_u16(),
+            resp.get_header("retry-after").map(|v| v.as_bytes()),
+            u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+        );
+        let Some(wait_ms) = wait_ms else {
+            return false;
+        };
+        let (backend, id) = (&candidate.backend, &self.upstream.request_id);
+        let detail = format!("{backend}: 409 to {id}, sending again in {wait_ms} ms");
+        log_event("idempotency_conflict_wait", &detail);
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        true
     }
 
     /// A backend due a probe, reached by this request: probed by the edge if this request

@@ -552,6 +552,19 @@ impl Stack {
     /// between, the edge fails over to the other origins (a refused connection is retried
     /// on the next backend). Uses the spec the stack was started with.
     pub fn rolling_restart(&mut self) -> Result<()> {
+        self.rolling_restart_with(&[])
+    }
+
+    /// [`Stack::rolling_restart`] with `env` set for the new origins (and for any later
+    /// restart): a deploy that changes the origins' configuration, e.g. their trusted
+    /// identity keys during a rotation.
+    pub fn rolling_restart_with(&mut self, env: &[(&str, &str)]) -> Result<()> {
+        for (key, value) in env {
+            self.spec.origin_env.retain(|(k, _)| k != key);
+            self.spec
+                .origin_env
+                .push(((*key).to_owned(), (*value).to_owned()));
+        }
         let names: Vec<String> = self.origins.keys().cloned().collect();
         for name in names {
             self.replace_origin(&name)
@@ -577,6 +590,14 @@ impl Stack {
         self.origins.insert(name.to_owned(), (addr, new));
         ready?;
         eprintln!("xtask: rolling restart: {name} is back (pid {new_pid})");
+        Ok(())
+    }
+
+    /// Replaces the edge's Secret Store file with `secrets`. Viceroy reads it at start, so
+    /// it is what the next edge started on this stack's manifest sees
+    /// ([`Stack::start_other_edge`]): the local form of updating a Secret Store entry.
+    pub fn write_edge_secrets(&self, secrets: &Secrets) -> Result<()> {
+        std::fs::write(self.run_dir.join("secrets.json"), secrets.store_json())?;
         Ok(())
     }
 

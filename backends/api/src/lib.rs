@@ -164,8 +164,9 @@ async fn shared_state(settings: &Settings) -> Result<AppState, BuildError> {
         name: Arc::from(settings.name.as_str()),
         db: db.clone(),
         idempotency: http::idempotency::IdempotencyStore::new(
-            db.pool.clone(),
+            &db,
             settings.idempotency_ttl,
+            &settings.name,
         ),
         tokens: Arc::new(tokens),
         dummy_hash: auth::password::dummy_hash().await?,

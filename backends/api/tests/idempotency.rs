@@ -1,16 +1,17 @@
 //! `Idempotency-Key` on `POST /api/uploads` and `POST /api/process`, against real origin
 //! processes and a real database (SQLite by default, PostgreSQL with `TEST_DATABASE_URL`):
-//! two origins share the database, so a retry that lands on the other one is replayed too.
+//! two origins share the database, so a retry that lands on the other one is replayed too,
+//! and a claim left by a dead process is taken over while a live one's is not.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{new_account, random_word, temp_dir, Origin};
 use fastgate_api::db::Db;
 use fastgate_api::http::idempotency::{
-    fingerprint, unix_now, Begin, IdempotencyStore, StoredResponse, IN_PROGRESS_DETAIL,
-    IN_PROGRESS_LEASE, MISMATCH_DETAIL,
+    fingerprint, unix_now, Begin, IdempotencyStore, StoredResponse, HEARTBEAT_FORGET,
+    IN_PROGRESS_DETAIL, IN_PROGRESS_LEASE, MISMATCH_DETAIL, OWNER_STALE_AFTER,
 };
 use fastgate_api::Settings;
 use reqwest::header::CONTENT_TYPE;
@@ -87,17 +88,33 @@ impl Stack {
             .unwrap()
     }
 
-    /// Writes a key's row directly, as another process would have left it.
+    /// Writes a key's row directly, as another process would have left it (one from
+    /// before claims had owners: no owner).
     async fn put_row(&self, email: &str, key: &str, print: &str, state: &str, expires_at: i64) {
+        self.put_owned_row(email, key, print, state, expires_at, None)
+            .await;
+    }
+
+    /// As [`Stack::put_row`], the claim owned by `owner`.
+    async fn put_owned_row(
+        &self,
+        email: &str,
+        key: &str,
+        print: &str,
+        state: &str,
+        expires_at: i64,
+        owner: Option<&str>,
+    ) {
         sqlx::query(
             "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, claim_token, \
-             status, content_type, body, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, 'elsewhere', 202, 'application/json', $5, $6, $7)",
+             owner, status, content_type, body, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, 'elsewhere', $5, 202, 'application/json', $6, $7, $8)",
         )
         .bind(email)
         .bind(key)
         .bind(print)
         .bind(state)
+        .bind(owner)
         .bind(br#"{"stale":true}"#.to_vec())
         .bind(unix_now() - 10)
         .bind(expires_at)
@@ -105,6 +122,43 @@ impl Stack {
         .await
         .unwrap();
     }
+
+    /// Sets `owner`'s heartbeat to `age_ms` ago (negative: in the future, alive for the
+    /// whole test).
+    async fn beat_as(&self, owner: &str, age_ms: i64) {
+        sqlx::query(
+            "INSERT INTO origin_heartbeats (owner, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(owner)
+        .bind(now_ms() - age_ms)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+    }
+
+    /// The state and owner of a key's row.
+    async fn row_of(&self, email: &str, key: &str) -> (String, Option<String>) {
+        let row: (String, Option<String>) = sqlx::query_as(
+            "SELECT state, owner FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(email)
+        .bind(key)
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap();
+        row
+    }
+}
+
+/// Unix milliseconds (the database runs on this host in these tests, so its clock is this).
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap()
 }
 
 /// A new account on `base`; returns its email (the key scope) and token.
@@ -194,9 +248,10 @@ async fn a_key_in_progress_is_a_conflict(s: &Stack) {
     s.put_row(email, &key, &print, "in_progress", unix_now() + 60)
         .await;
     let r = s.post(&s.a.url, "/api/uploads", token, body);
-    let (status, _, text) = answer(r.header("Idempotency-Key", &key)).await;
-    assert_eq!(status, 409, "{text}");
-    assert_eq!(detail(&text), json!(IN_PROGRESS_DETAIL));
+    let r = r.header("Idempotency-Key", &key).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(detail(&r.text().await.unwrap()), json!(IN_PROGRESS_DETAIL));
     assert_eq!(s.jobs_of(email).await, jobs);
 
     let key = new_key();
@@ -217,6 +272,138 @@ async fn a_key_in_progress_is_a_conflict(s: &Stack) {
     assert!(uploads.iter().all(|u| u == &uploads[0]), "{uploads:?}");
     let added = s.jobs_of(email).await - jobs;
     assert_eq!(added, 1, "one upload for 8 racing requests");
+}
+
+/// A claim whose owner's heartbeat is stale (or gone) belonged to a process that died with
+/// the request: the same request again takes it over at once, runs once and is recorded as
+/// this origin's. The same key for another request is still refused.
+async fn a_dead_owners_claim_is_taken_over(s: &Stack) {
+    let (email, token) = s.user();
+    let body = r#"{"content":"Its origin died with it."}"#;
+    let print = fingerprint(&Method::POST, "/api/uploads", body.as_bytes());
+    let lease_left = unix_now() + 200;
+    let stale = ms(OWNER_STALE_AFTER) + 1_000;
+    let dead = format!("origin_dead-{}", random_word(8));
+    s.beat_as(&dead, stale).await;
+    let gone = format!("origin_gone-{}", random_word(8));
+    for owner in [&dead, &gone] {
+        let jobs = s.jobs_of(email).await;
+        let key = new_key();
+        s.put_owned_row(email, &key, &print, "in_progress", lease_left, Some(owner))
+            .await;
+        let other = s.post(&s.a.url, "/api/uploads", token, r#"{"content":"Another."}"#);
+        let (status, _, text) = answer(other.header("Idempotency-Key", &key)).await;
+        assert_eq!(status, 422, "{owner}: {text}");
+        let r = s.post(&s.a.url, "/api/uploads", token, body);
+        let (status, replayed, text) = answer(r.header("Idempotency-Key", &key)).await;
+        assert_eq!((status, replayed), (202, None), "{owner}: {text}");
+        assert_eq!(s.jobs_of(email).await, jobs + 1, "{owner}");
+        let (state, now_owner) = s.row_of(email, &key).await;
+        assert_eq!(state, "completed");
+        assert!(now_owner.unwrap().starts_with("origin_a-"));
+        let r = s.post(&s.b.url, "/api/uploads", token, body);
+        let (status, replayed, again) = answer(r.header("Idempotency-Key", &key)).await;
+        assert_eq!(
+            (status, replayed.as_deref(), again),
+            (202, Some("true"), text)
+        );
+        assert_eq!(s.jobs_of(email).await, jobs + 1, "{owner}");
+    }
+}
+
+/// A claim whose owner still beats is a request in flight: 409 with `Retry-After`, and
+/// nothing runs. Once that owner stops beating (it died), the same request goes through.
+async fn a_live_owners_claim_is_a_conflict_until_it_dies(s: &Stack) {
+    let (email, token) = s.user();
+    let jobs = s.jobs_of(email).await;
+    let key = new_key();
+    let body = r#"{"content":"Still running elsewhere."}"#;
+    let print = fingerprint(&Method::POST, "/api/uploads", body.as_bytes());
+    let owner = format!("origin_live-{}", random_word(8));
+    s.beat_as(&owner, -60_000).await;
+    s.put_owned_row(
+        email,
+        &key,
+        &print,
+        "in_progress",
+        unix_now() + 200,
+        Some(&owner),
+    )
+    .await;
+    for base in [&s.a.url, &s.b.url] {
+        let r = s.post(base, "/api/uploads", token, body);
+        let r = r.header("Idempotency-Key", &key).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 409);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(detail(&r.text().await.unwrap()), json!(IN_PROGRESS_DETAIL));
+    }
+    assert_eq!(s.jobs_of(email).await, jobs);
+    assert_eq!(
+        s.row_of(email, &key).await.1.as_deref(),
+        Some(owner.as_str())
+    );
+
+    s.beat_as(&owner, ms(OWNER_STALE_AFTER) + 1).await;
+    let r = s.post(&s.b.url, "/api/uploads", token, body);
+    let (status, replayed, text) = answer(r.header("Idempotency-Key", &key)).await;
+    assert_eq!((status, replayed), (202, None), "{text}");
+    assert_eq!(s.jobs_of(email).await, jobs + 1);
+}
+
+/// The heartbeats themselves: every origin process beats under its own owner id, a store
+/// keeps its claims while it lives (beyond the staleness bound) and loses them once it is
+/// dropped (its heartbeat thread stops), and long-stale heartbeat rows are purged.
+async fn heartbeats_keep_claims_alive(s: &Stack) {
+    let owners: Vec<(String, i64)> =
+        sqlx::query_as("SELECT owner, seen_at FROM origin_heartbeats ORDER BY owner")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    for name in ["origin_a-", "origin_b-"] {
+        let (_, seen_at) = owners.iter().find(|(o, _)| o.starts_with(name)).unwrap();
+        assert!(
+            now_ms() - seen_at < ms(OWNER_STALE_AFTER),
+            "{name}: {owners:?}"
+        );
+    }
+
+    let ttl = Duration::from_secs(3600);
+    let (doomed, other) = (
+        IdempotencyStore::new(&s.db, ttl, "doomed"),
+        IdempotencyStore::new(&s.db, ttl, "other"),
+    );
+    assert_ne!(doomed.owner(), other.owner());
+    let (user, key, print) = (
+        format!("beat-{}", random_word(8)),
+        new_key(),
+        "b".repeat(64),
+    );
+    let claimed = doomed.begin(&user, &key, &print, unix_now()).await.unwrap();
+    assert!(matches!(claimed, Begin::Claimed(_)), "{claimed:?}");
+    let past_bound = OWNER_STALE_AFTER + Duration::from_millis(700);
+    tokio::time::sleep(past_bound).await;
+    let held = other.begin(&user, &key, &print, unix_now()).await.unwrap();
+    assert!(
+        matches!(held, Begin::InProgress),
+        "a live owner beats: {held:?}"
+    );
+    drop(doomed);
+    tokio::time::sleep(past_bound).await;
+    let taken = other.begin(&user, &key, &print, unix_now()).await.unwrap();
+    assert!(
+        matches!(taken, Begin::Claimed(_)),
+        "a dead owner's claim: {taken:?}"
+    );
+
+    let forgotten = format!("origin_forgotten-{}", random_word(8));
+    s.beat_as(&forgotten, ms(HEARTBEAT_FORGET) + 1_000).await;
+    other.purge(unix_now()).await.unwrap();
+    let left: Vec<String> = sqlx::query_scalar("SELECT owner FROM origin_heartbeats")
+        .fetch_all(&s.db.pool)
+        .await
+        .unwrap();
+    assert!(!left.contains(&forgotten), "{left:?}");
+    assert!(left.iter().any(|o| o == other.owner()), "{left:?}");
 }
 
 /// Malformed keys are a 400 naming the header, before anything runs.
@@ -289,7 +476,7 @@ async fn expired_rows_are_ignored(s: &Stack) {
     let gone = new_key();
     s.put_row(email, &gone, &print, "completed", unix_now() - 1)
         .await;
-    let store = IdempotencyStore::new(s.db.pool.clone(), Duration::from_secs(60));
+    let store = IdempotencyStore::new(&s.db, Duration::from_secs(60), "test");
     assert!(store.purge(unix_now()).await.unwrap() >= 1);
     let left: Vec<String> = sqlx::query_scalar(
         "SELECT key FROM idempotency_keys WHERE user_id = $1 AND key IN ($2, $3)",
@@ -341,7 +528,7 @@ async fn client_errors_are_replayed_and_anonymous_requests_untouched(s: &Stack) 
 /// The store on its own: a released key can be claimed again, and a claim whose lease ran
 /// out is taken over, after which the first claim can no longer complete.
 async fn claims_release_and_lease(s: &Stack) {
-    let store = IdempotencyStore::new(s.db.pool.clone(), Duration::from_secs(3600));
+    let store = IdempotencyStore::new(&s.db, Duration::from_secs(3600), "test");
     let (user, key, print) = (
         format!("store-{}", random_word(8)),
         new_key(),
@@ -389,6 +576,9 @@ async fn all(database_url: Option<String>) {
     replay_returns_the_stored_answer_once(&s).await;
     a_key_reused_for_another_request_is_refused(&s).await;
     a_key_in_progress_is_a_conflict(&s).await;
+    a_dead_owners_claim_is_taken_over(&s).await;
+    a_live_owners_claim_is_a_conflict_until_it_dies(&s).await;
+    heartbeats_keep_claims_alive(&s).await;
     malformed_keys_are_refused(&s).await;
     keys_are_scoped_per_user(&s).await;
     expired_rows_are_ignored(&s).await;

@@ -33,6 +33,8 @@
 //! - [`params`]: the signature parameters, the algorithm and the validity window.
 //! - [`signature`]: the HMAC over the base, producing and checking the header values.
 //! - [`identity`]: the `Fastgate-Identity` codec.
+//! - [`IDEMPOTENCY_KEY_HEADER`], [`IDEMPOTENCY_REPLAYED_HEADER`]: the `Idempotency-Key`
+//!   contract, by which the edge may send a POST again and the origin answers it once.
 //!
 //! The functions the edge calls are `#[inline]`, and so is the decoder only the origin
 //! calls: that compiles each into its caller's crate, as when this code lived in the edge,
@@ -63,3 +65,11 @@ pub use nonce::{
 };
 pub use params::{unix_now, Params, ALGORITHM, CLOCK_SKEW_SECS, LIFETIME_SECS, MAX_WINDOW_SECS};
 pub use signature::{sign, signature_value, verify, MacMismatch, SignatureHeaders};
+
+/// The request header by which a client makes a POST or PATCH safe to send again
+/// (draft-ietf-httpapi-idempotency-key-header). The origin stores the first answer under the
+/// key and replays it, so the edge may retry a keyed request after an ambiguous failure;
+/// lower-case, as the names in [`headers`].
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Set to `true` by the origin on an answer replayed from its store for a repeated key.
+pub const IDEMPOTENCY_REPLAYED_HEADER: &str = "idempotency-replayed";

@@ -7,16 +7,30 @@
 //! Why in the database: several origin processes share one database, and a retry may land on
 //! any of them, so the record of a key is an `idempotency_keys` row, not process memory.
 //! Why the insert is the lock: a request may run its handler only if its own `INSERT` took
-//! the `(user, key)` row (an `ON CONFLICT` upsert that only takes over an expired row), one
-//! atomic statement on both engines; two processes racing with one key cannot both win, as
+//! the `(user, key)` row (an `ON CONFLICT` upsert that only takes over an expired row or a
+//! dead process's claim), one atomic statement on both engines; two processes racing with one key cannot both win, as
 //! a read-then-write could.
 //!
 //! Per the draft, for a key the caller already used:
 //! - same request (same fingerprint: method, path and body), answered → the stored answer
 //!   again, with `Idempotency-Replayed: true`, and nothing runs;
-//! - same request, still running → 409;
+//! - same request, still running → 409, with `Retry-After: 1`;
 //! - another request under the same key → 422;
 //! - an expired row counts as absent (and is purged from time to time).
+//!
+//! A claim is owned by the process that took it. Each process beats its row in
+//! `origin_heartbeats` every [`HEARTBEAT_EVERY`] (on a thread and a connection of its own),
+//! and a claim whose owner has not beaten for [`OWNER_STALE_AFTER`] belongs to a process
+//! that died with the request: the same request again takes it over at once. Without this, a
+//! process killed mid-request held its keys for the whole [`IN_PROGRESS_LEASE`], and every
+//! retry (the edge's own, after failing over) got 409 although other origins were up. The
+//! lease stays as the backstop (a claim without an owner, from before owners, waits for it).
+//! The takeover is a condition of the same upsert (a subquery on the heartbeats), so it
+//! stays one atomic statement. What this cannot tell apart: a process frozen for longer
+//! than the bound (stopped, swapped out; on SQLite, also every process while one holds the
+//! write lock that long) that then finishes its request; and a process that died after its
+//! handler's write but before the answer was recorded. Both run the request a second time,
+//! as the lease's end always did, only sooner.
 //!
 //! Keys are scoped to the authenticated subject (the `sub` uploads are filed under), so one
 //! user can neither collide with nor read another's answers. Without the header, or without
@@ -28,12 +42,12 @@
 //! connection, so a client that hangs up cannot leave a side effect unrecorded.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{GetAll, CONTENT_TYPE, LOCATION};
+use axum::http::header::{GetAll, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,22 +55,48 @@ use axum::RequestExt;
 use sfv::visitor::ParameterVisitor;
 use sfv::{BareItemFromInput, KeyRef, Parser};
 use sha2::{Digest, Sha256};
-use sqlx::{AnyPool, Row};
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 use tracing::Instrument;
 
 use crate::auth::Caller;
+use crate::db::{Db, Engine};
 use crate::error::ApiError;
 use crate::AppState;
 
 /// The request header (an sf-string item; a bare token is accepted too).
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const IDEMPOTENCY_KEY: HeaderName =
+    HeaderName::from_static(fastgate_wire::IDEMPOTENCY_KEY_HEADER);
 /// Set to `true` on an answer replayed from the store rather than produced now.
-pub const IDEMPOTENCY_REPLAYED: HeaderName = HeaderName::from_static("idempotency-replayed");
+pub const IDEMPOTENCY_REPLAYED: HeaderName =
+    HeaderName::from_static(fastgate_wire::IDEMPOTENCY_REPLAYED_HEADER);
 /// The longest key accepted, in characters (all ASCII).
 pub const MAX_KEY_LEN: usize = 255;
 /// How long a claim may stay in progress before another request may take the key over: the
-/// handler's bound, not the TTL, so a crashed origin does not block a key for a day.
+/// handler's bound, not the TTL. The backstop: a dead owner's claim is taken over after
+/// [`OWNER_STALE_AFTER`], and only a claim without an owner waits for this.
 pub const IN_PROGRESS_LEASE: Duration = Duration::from_secs(300);
+/// How often a process stores its heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+/// How long a process may go without a heartbeat before its claims count as a dead
+/// process's and may be taken over. Four missed beats: a live process does not get there
+/// from a slow statement or a busy moment (its beats run on a thread and a connection of
+/// their own), while a client retrying after its origin was killed waits about this long,
+/// not the [`IN_PROGRESS_LEASE`]. Judged on the database's clock, which also stamps the
+/// beats, so no two hosts' clocks are compared. Too short, and a live process's request
+/// runs twice; too long, and writes fail for that long after a crash (the edge waits for
+/// the takeover only until its deadline).
+pub const OWNER_STALE_AFTER: Duration = Duration::from_secs(2);
+/// The `Retry-After` (seconds) of the 409 for a key in progress: about when a live owner's
+/// request has finished (it is then replayed), or a dead owner's claim can be taken over.
+pub const IN_PROGRESS_RETRY_AFTER_SECS: u64 = 1;
+/// A process claims only while its own last beat is younger than this, beating inline
+/// first otherwise (at start, or when its heartbeat thread lags): a claim it takes must
+/// not look dead to the others the moment it is taken.
+const OWN_BEAT_MAX_AGE: Duration = Duration::from_millis(1_000);
+/// Heartbeat rows older than this are deleted with the expired keys (a stale row and no
+/// row mean the same; they are kept a while to tell which process held a key).
+pub const HEARTBEAT_FORGET: Duration = Duration::from_secs(600);
 /// How often (seconds) one process deletes expired rows.
 const PURGE_EVERY_SECS: u64 = 60;
 /// Claim attempts when the row vanishes (released or purged) between the insert and the read.
@@ -71,7 +111,8 @@ pub const KEY_DOC: &str =
     answers are kept for `FASTGATE_IDEMPOTENCY_TTL_S` (24 h by default).";
 /// The OpenAPI description of the 409.
 pub const IN_PROGRESS_DOC: &str =
-    "The first request with this `Idempotency-Key` has not finished yet";
+    "The first request with this `Idempotency-Key` has not finished yet; `Retry-After` \
+    says when to send it again";
 /// The OpenAPI description of the 422: validation, or a reused key.
 pub const UNPROCESSABLE_DOC: &str = "Validation error (`{\"detail\": [...]}`), or an \
     `Idempotency-Key` already used for a different request (`{\"detail\": \"...\"}`)";
@@ -229,13 +270,164 @@ pub enum Begin {
     Mismatch,
 }
 
-/// The `idempotency_keys` table, shared by every origin process on the database.
+/// The `idempotency_keys` table, shared by every origin process on the database, and this
+/// process's heartbeat, which keeps its claims its own.
 #[derive(Debug, Clone)]
 pub struct IdempotencyStore {
     pool: AnyPool,
     ttl: Duration,
     /// Unix seconds of this process's last purge.
     last_purge: Arc<AtomicU64>,
+    sql: Arc<Statements>,
+    /// Dropped with the last clone of the store, which stops the heartbeat thread.
+    heartbeat: Arc<Heartbeat>,
+}
+
+/// The statements that read the database's clock, written for its engine.
+#[derive(Debug)]
+struct Statements {
+    claim: String,
+    beat: String,
+    forget: String,
+}
+
+impl Statements {
+    fn new(engine: Engine) -> Self {
+        // Unix milliseconds by the database's clock, read once in each statement below.
+        let now = match engine {
+            Engine::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Engine::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        };
+        Self {
+            // Takes the row if there is none, if the one there has expired, or if it is the
+            // same request in progress for an owner whose heartbeat is stale (or gone).
+            claim: format!(
+                "INSERT INTO idempotency_keys \
+                 (user_id, key, fingerprint, state, claim_token, owner, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                 state = excluded.state, claim_token = excluded.claim_token, \
+                 owner = excluded.owner, status = NULL, content_type = NULL, location = NULL, \
+                 body = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at \
+                 WHERE idempotency_keys.expires_at <= $7 \
+                 OR (idempotency_keys.state = $4 AND idempotency_keys.fingerprint = $3 \
+                 AND idempotency_keys.owner IS NOT NULL AND NOT EXISTS (SELECT 1 \
+                 FROM origin_heartbeats WHERE origin_heartbeats.owner = idempotency_keys.owner \
+                 AND origin_heartbeats.seen_at > {now} - $9))"
+            ),
+            beat: format!(
+                "INSERT INTO origin_heartbeats (owner, seen_at) VALUES ($1, {now}) \
+                 ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at"
+            ),
+            forget: format!("DELETE FROM origin_heartbeats WHERE seen_at < {now} - $1"),
+        }
+    }
+}
+
+/// This process's identity as the owner of claims, and when it last proved alive.
+#[derive(Debug)]
+struct Heartbeat {
+    /// `<name>-<pid>-<uuid>`: new at every start, and readable in the table.
+    owner: String,
+    started: Instant,
+    /// When the last stored beat was sent, in milliseconds since `started` (`u64::MAX`:
+    /// never). Taken before the statement, so the age it gives is never too young.
+    last_ms: AtomicU64,
+}
+
+impl Heartbeat {
+    fn new(name: &str) -> Self {
+        Self {
+            owner: format!("{name}-{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            started: Instant::now(),
+            last_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn stored(&self, sent: Instant) {
+        let ms = sent.saturating_duration_since(self.started).as_millis();
+        self.last_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX - 1), Ordering::Relaxed);
+    }
+
+    /// Whether the last stored beat is recent enough to claim on.
+    fn fresh(&self) -> bool {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis();
+        last != u64::MAX && now.saturating_sub(u128::from(last)) < OWN_BEAT_MAX_AGE.as_millis()
+    }
+
+    /// Stores a beat on `conn`, and records it.
+    async fn beat<'c, E>(&self, sql: &Statements, conn: E) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let sent = Instant::now();
+        sqlx::query(&sql.beat)
+            .bind(&self.owner)
+            .execute(conn)
+            .await?;
+        self.stored(sent);
+        Ok(())
+    }
+}
+
+/// Beats every [`HEARTBEAT_EVERY`] on a thread, a runtime and a connection of its own,
+/// until the store is dropped: neither busy runtimes nor a pool whose connections are all
+/// taken can make a live process look dead. A thread that cannot start leaves every claim
+/// to beat inline first (see [`OWN_BEAT_MAX_AGE`]).
+fn spawn_heartbeat(options: AnyConnectOptions, sql: Arc<Statements>, beat: Weak<Heartbeat>) {
+    let spawned = std::thread::Builder::new()
+        .name("idempotency-heartbeat".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(beat_until_dropped(&options, &sql, &beat)),
+                Err(error) => tracing::error!(%error, "no runtime for the heartbeat"),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "no heartbeat thread; claims beat inline");
+    }
+}
+
+async fn beat_until_dropped(options: &AnyConnectOptions, sql: &Statements, beat: &Weak<Heartbeat>) {
+    let mut conn = None;
+    let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(heartbeat) = beat.upgrade() else {
+            return;
+        };
+        let once = beat_once(&mut conn, options, sql, &heartbeat);
+        // A statement stuck longer than the bound is no beat; the connection is replaced.
+        let failed = match tokio::time::timeout(OWNER_STALE_AFTER, once).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer in {OWNER_STALE_AFTER:?}")),
+        };
+        if let Some(error) = failed {
+            tracing::warn!(%error, owner = %heartbeat.owner, "idempotency heartbeat failed");
+            conn = None;
+        }
+    }
+}
+
+/// One beat, connecting first if needed.
+async fn beat_once(
+    conn: &mut Option<AnyConnection>,
+    options: &AnyConnectOptions,
+    sql: &Statements,
+    heartbeat: &Heartbeat,
+) -> Result<(), sqlx::Error> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(options.connect().await?),
+    };
+    heartbeat.beat(sql, conn).await
 }
 
 /// Seconds since the epoch, as stored.
@@ -249,13 +441,29 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl IdempotencyStore {
-    pub fn new(pool: AnyPool, ttl: Duration) -> Self {
+    /// The store of the origin process `name` on `db`; starts its heartbeat thread.
+    pub fn new(db: &Db, ttl: Duration, name: &str) -> Self {
+        let sql = Arc::new(Statements::new(db.engine));
+        let heartbeat = Arc::new(Heartbeat::new(name));
+        let options = (*db.pool.connect_options()).clone();
+        spawn_heartbeat(options, sql.clone(), Arc::downgrade(&heartbeat));
         Self {
-            pool,
+            pool: db.pool.clone(),
             ttl,
             last_purge: Arc::new(AtomicU64::new(0)),
+            sql,
+            heartbeat,
         }
+    }
+
+    /// The owner this process's claims carry (`idempotency_keys.owner`).
+    pub fn owner(&self) -> &str {
+        &self.heartbeat.owner
     }
 
     /// Claims `key` for `user`, or says why not. A row that vanishes between the failed
@@ -268,6 +476,9 @@ impl IdempotencyStore {
         now: i64,
     ) -> Result<Begin, sqlx::Error> {
         self.maybe_purge(now);
+        if !self.heartbeat.fresh() {
+            self.heartbeat.beat(&self.sql, &self.pool).await?;
+        }
         for _ in 0..CLAIM_ATTEMPTS {
             if let Some(claim) = self.try_claim(user, key, fingerprint, now).await? {
                 return Ok(Begin::Claimed(claim));
@@ -279,8 +490,9 @@ impl IdempotencyStore {
         Ok(Begin::InProgress)
     }
 
-    /// The insert that is the lock: it takes the row if there is none, or if the one there
-    /// has expired (the `WHERE` of the upsert), and affects no row otherwise.
+    /// The insert that is the lock: it takes the row if there is none, if the one there has
+    /// expired, or if it is this request in progress for a dead owner (the `WHERE` of the
+    /// upsert, see [`Statements`]), and affects no row otherwise.
     async fn try_claim(
         &self,
         user: &str,
@@ -290,25 +502,18 @@ impl IdempotencyStore {
     ) -> Result<Option<Claim>, sqlx::Error> {
         let token = uuid::Uuid::new_v4().to_string();
         let lease = secs(IN_PROGRESS_LEASE.min(self.ttl));
-        let done = sqlx::query(
-            "INSERT INTO idempotency_keys \
-             (user_id, key, fingerprint, state, claim_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
-             state = excluded.state, claim_token = excluded.claim_token, status = NULL, \
-             content_type = NULL, location = NULL, body = NULL, \
-             created_at = excluded.created_at, expires_at = excluded.expires_at \
-             WHERE idempotency_keys.expires_at <= $6",
-        )
-        .bind(user)
-        .bind(key)
-        .bind(fingerprint)
-        .bind(IN_PROGRESS)
-        .bind(&token)
-        .bind(now)
-        .bind(now.saturating_add(lease))
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(&self.sql.claim)
+            .bind(user)
+            .bind(key)
+            .bind(fingerprint)
+            .bind(IN_PROGRESS)
+            .bind(&token)
+            .bind(&self.heartbeat.owner)
+            .bind(now)
+            .bind(now.saturating_add(lease))
+            .bind(millis(OWNER_STALE_AFTER))
+            .execute(&self.pool)
+            .await?;
         Ok((done.rows_affected() == 1).then(|| Claim {
             user: user.to_owned(),
             key: key.to_owned(),
@@ -401,10 +606,15 @@ impl IdempotencyStore {
         Ok(())
     }
 
-    /// Deletes the rows that expired by `now`; returns how many.
+    /// Deletes the rows that expired by `now`, and the heartbeats older than
+    /// [`HEARTBEAT_FORGET`]; returns how many keys.
     pub async fn purge(&self, now: i64) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
             .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(&self.sql.forget)
+            .bind(millis(HEARTBEAT_FORGET))
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -455,9 +665,7 @@ pub async fn idempotent(State(st): State<AppState>, mut req: Request, next: Next
     let claim = match store.begin(&user.sub, &key, &print, unix_now()).await {
         Ok(Begin::Claimed(claim)) => claim,
         Ok(Begin::Replay(stored)) => return replay(stored),
-        Ok(Begin::InProgress) => {
-            return ApiError::http(StatusCode::CONFLICT, IN_PROGRESS_DETAIL).into_response()
-        }
+        Ok(Begin::InProgress) => return in_progress(),
         Ok(Begin::Mismatch) => {
             return ApiError::http(StatusCode::UNPROCESSABLE_ENTITY, MISMATCH_DETAIL)
                 .into_response()
@@ -469,6 +677,14 @@ pub async fn idempotent(State(st): State<AppState>, mut req: Request, next: Next
     tokio::spawn(run)
         .await
         .unwrap_or_else(|e| ApiError::Internal(e.to_string()).into_response())
+}
+
+/// The 409 for a key in progress, with when to try again.
+fn in_progress() -> Response {
+    let mut response = ApiError::http(StatusCode::CONFLICT, IN_PROGRESS_DETAIL).into_response();
+    let retry_after = HeaderValue::from(IN_PROGRESS_RETRY_AFTER_SECS);
+    response.headers_mut().insert(RETRY_AFTER, retry_after);
+    response
 }
 
 /// Runs the handler of a claimed key and records its answer. The handler runs in a task of
