@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{client_from, config_with, three_origins, StackBuilder};
+use support::{client_from, config_with, sign_up, three_origins, StackBuilder};
 use xtask::stack::{Stack, StackSpec};
 
 /// 127.0.0.2: Germany in `fastly.toml`'s geolocation, so `origin_eu` answers first.
@@ -190,31 +190,6 @@ fn restart_postgres() {
     assert!(status.success(), "PostgreSQL did not restart");
 }
 
-fn sign_up(base: &str) -> (String, String) {
-    let client = client_from(REGION);
-    let creds = json!({"email": "chaos@example.com", "password": "correct horse"});
-    let mut signup = creds.clone();
-    signup["full_name"] = "Chaos Monkey".into();
-    let resp = client
-        .post(format!("{base}/api/auth/signup"))
-        .json(&signup)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&creds)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    (login["access_token"].as_str().unwrap().to_owned(), id)
-}
-
 /// The chaos itself, on the orchestrating thread.
 fn unleash(stack: &mut Stack, spec: &StackSpec, timeline: &Timeline, database: bool) {
     let pause = || std::thread::sleep(Duration::from_secs(4));
@@ -281,7 +256,8 @@ fn the_edge_holds_through_killed_origins_and_a_database_restart() {
     }
     let (mut stack, spec) = builder.start_with_spec();
     let base = stack.edge_url();
-    let (token, user_id) = sign_up(&base);
+    let account = sign_up(&base, REGION, "chaos@example.com");
+    let (token, user_id) = (account.token, account.id);
     let timeline = Arc::new(Timeline(Mutex::new(vec![(Instant::now(), World::AllUp)])));
     let load = Arc::new(Load {
         base,

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use fastgate_wire::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_REPLAYED_HEADER};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{client_from, config_with, open_api_routes, BlackHole, EchoServer, StackBuilder};
+use support::{
+    client_from, config_with, open_api_routes, sign_up, Account, BlackHole, EchoServer,
+    StackBuilder,
+};
 use xtask::stack::{Stack, StackSpec, Upstream};
 
 /// How long a failed backend stays marked down in these tests.
@@ -426,30 +429,6 @@ fn real_origins(ap: Upstream) -> (Stack, StackSpec) {
     .start_with_spec()
 }
 
-/// Signs up and logs in through the edge; returns the email (the subject uploads are filed
-/// under) and the access token.
-fn account(stack: &Stack, client: &reqwest::blocking::Client) -> (String, String) {
-    let base = stack.edge_url();
-    let email = format!("idem-{}@example.com", now_ms());
-    let creds = json!({"email": email, "password": "correct-horse-1"});
-    let mut signup = creds.clone();
-    signup["full_name"] = "Key Holder".into();
-    let resp = client
-        .post(format!("{base}/api/auth/signup"))
-        .json(&signup)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&creds)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    (email, login["access_token"].as_str().unwrap().to_owned())
-}
-
 /// A keyed upload of `body` through the edge at `base`, as request `id`.
 fn upload(
     base: &str,
@@ -487,7 +466,8 @@ fn a_keyed_upload_whose_origin_was_killed_mid_request_is_stored_once() {
     let ap = EchoServer::named("origin_ap");
     let (mut stack, spec) = real_origins(ap.upstream());
     let client = client_from(GERMANY);
-    let (email, token) = account(&stack, &client);
+    let email = format!("idem-{}@example.com", now_ms());
+    let Account { email, token, .. } = sign_up(&stack.edge_url(), GERMANY, &email);
     let (base, db) = (stack.edge_url(), Database::open(&spec));
     let key = "killed-mid-request";
     // origin_eu's insert of the job stalls inside its transaction (a trigger that never
@@ -548,7 +528,8 @@ fn the_edges_own_retry_waits_out_a_dead_claim_and_a_first_409_is_passed_on() {
     let hole = BlackHole::start();
     let (stack, spec) = real_origins(hole.upstream());
     // Signed up from the US: a POST without a key is not retried past the black hole.
-    let (email, token) = account(&stack, &client_from(US));
+    let email = format!("idem-{}@example.com", now_ms());
+    let Account { email, token, .. } = sign_up(&stack.edge_url(), US, &email);
     let client = client_from(JAPAN);
     let (base, db) = (stack.edge_url(), Database::open(&spec));
     let body = r#"{"content":"Claimed by a process that has just died."}"#;

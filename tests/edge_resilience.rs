@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{client_from, config_with, three_origins, StackBuilder};
+use support::{client_from, config_with, sign_up, three_origins, StackBuilder};
 
 const ORIGINS: [&str; 3] = ["origin_us", "origin_eu", "origin_ap"];
 
@@ -25,29 +25,6 @@ fn unlimited_config() -> String {
             }
         }
     })
-}
-
-/// Signs a new user up through the edge and returns their access token.
-fn access_token(edge: &str) -> String {
-    let client = client_from(1);
-    let email = format!("resilience-{}@example.com", fastgate::http::unix_now());
-    let credentials = json!({"email": email, "password": "correct-horse-1"});
-    let mut signup = credentials.clone();
-    signup["full_name"] = "Resilience".into();
-    let resp = client
-        .post(format!("{edge}/api/auth/signup"))
-        .json(&signup)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let login: Value = client
-        .post(format!("{edge}/api/auth/login"))
-        .json(&credentials)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    login["access_token"].as_str().unwrap().to_owned()
 }
 
 /// What the load saw: answers that were 200 with a whole body, and every other outcome.
@@ -131,7 +108,8 @@ fn a_rolling_restart_of_the_origins_loses_no_get() {
         .config_override(unlimited_config())
         .start();
     let edge = stack.edge_url();
-    let token = access_token(&edge);
+    let email = format!("resilience-{}@example.com", fastgate::http::unix_now());
+    let token = sign_up(&edge, 1, &email).token;
     let before = ORIGINS.map(|name| stack.origin_pid(name).unwrap());
     let started = Instant::now();
     let (restarted, tally) = under_load(&edge, &token, || stack.rolling_restart());
@@ -158,7 +136,8 @@ fn an_origin_killed_with_sigkill_is_started_again_while_the_edge_keeps_answering
         .config_override(unlimited_config())
         .start();
     let edge = stack.edge_url();
-    let token = access_token(&edge);
+    let email = format!("resilience-{}@example.com", fastgate::http::unix_now());
+    let token = sign_up(&edge, 1, &email).token;
     let eu = stack.origin_addr("origin_eu").unwrap();
     let old_pid = stack.origin_pid("origin_eu").unwrap();
     let (back_after, tally) = under_load(&edge, &token, || {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{client_from, config_with, three_origins, StackBuilder};
+use support::{client_from, config_with, sign_up, three_origins, StackBuilder};
 use xtask::stack::{Secrets, Stack};
 
 /// Short JWKS lifetimes, so that the test waits seconds, not the production minutes; no
@@ -35,7 +35,7 @@ fn login(stack: &Stack) -> String {
 fn login_at(base: &str) -> String {
     let body: Value = client_from(1)
         .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "rot@example.com", "password": "correct horse"}))
+        .json(&json!({"email": "rot@example.com", "password": "correct-horse-1"}))
         .send()
         .unwrap()
         .json()
@@ -140,15 +140,6 @@ impl Load {
     }
 }
 
-fn sign_up(base: &str) {
-    let signup = client_from(1)
-        .post(format!("{base}/api/auth/signup"))
-        .json(&json!({"email": "rot@example.com", "password": "correct horse", "full_name": "Rot"}))
-        .send()
-        .unwrap();
-    assert_eq!(signup.status(), 201);
-}
-
 fn pem_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -167,7 +158,7 @@ fn es256_rotation_as_the_ops_guide_writes_it_fails_no_request_and_restarts_nothi
         .origin_env(vec![("JWT_ALGORITHM", "ES256")])
         .start_with_spec();
     let pids = stack.pids();
-    sign_up(&stack.edge_url());
+    sign_up(&stack.edge_url(), 1, "rot@example.com");
     let old = login(&stack);
     assert_eq!(profile_status(&stack, &old), 200);
     let keys_dir = spec.data_dir.join("jwt-keys");
@@ -219,7 +210,7 @@ fn identity_key_rotation_as_the_ops_guide_writes_it_fails_no_request() {
         .config_override(config())
         .start_with_spec();
     let old_edge = stack.edge_url();
-    sign_up(&old_edge);
+    sign_up(&old_edge, 1, "rot@example.com");
     let token = login(&stack);
     let load = Load::start(&stack, token.clone());
     let old = spec.secrets.clone();

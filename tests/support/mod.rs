@@ -86,3 +86,36 @@ pub fn client_from(last: u8) -> reqwest::blocking::Client {
         .build()
         .expect("building the client")
 }
+
+/// A user signed up and logged in through the edge.
+pub struct Account {
+    pub email: String,
+    pub id: String,
+    pub token: String,
+}
+
+/// Signs `email` up through the edge at `base`, from `127.0.0.<from>`, and logs in.
+pub fn sign_up(base: &str, from: u8, email: &str) -> Account {
+    let client = client_from(from);
+    let creds = serde_json::json!({"email": email, "password": "correct-horse-1"});
+    let mut signup = creds.clone();
+    signup["full_name"] = "Test User".into();
+    let resp = client
+        .post(format!("{base}/api/auth/signup"))
+        .json(&signup)
+        .send()
+        .expect("signing up");
+    assert_eq!(resp.status(), 201, "sign-up through the edge");
+    let user: serde_json::Value = resp.json().expect("a sign-up answer");
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&creds)
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .expect("logging in");
+    Account {
+        email: email.to_owned(),
+        id: user["id"].as_str().expect("an id").to_owned(),
+        token: login["access_token"].as_str().expect("a token").to_owned(),
+    }
+}
