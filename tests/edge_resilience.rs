@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use support::{client_from, config_with, sign_up, three_origins, StackBuilder};
 
 const ORIGINS: [&str; 3] = ["origin_us", "origin_eu", "origin_ap"];
