@@ -80,6 +80,12 @@ pub struct RouteSpec {
     /// config's `limits.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    /// The origin behind this route honours `Idempotency-Key` (it stores the answer per key
+    /// and replays it): only then may the edge retry a keyed POST or PATCH on the next
+    /// backend after an ambiguous failure. Off by default, since a key sent to a handler
+    /// that ignores it would make that retry a duplicate write.
+    #[serde(default)]
+    pub idempotency_key: bool,
 }
 
 /// The most a route may set `max_body_bytes` to: the edge holds a body in memory (to
@@ -119,6 +125,8 @@ pub struct Route {
     pub purge: Vec<String>,
     /// This route's own body limit, if it sets one (see [`RouteSpec::max_body_bytes`]).
     pub max_body_bytes: Option<u64>,
+    /// See [`RouteSpec::idempotency_key`].
+    pub idempotency_key: bool,
 }
 
 /// What routing looks at in a request.
@@ -200,6 +208,7 @@ impl RouteSpec {
             cache: self.cache.clone(),
             purge: self.purge.clone(),
             max_body_bytes: self.max_body_bytes,
+            idempotency_key: self.idempotency_key,
         })
     }
 
@@ -454,6 +463,20 @@ mod tests {
         assert_eq!(id(&t, "GET", "/api/user/42/x").unwrap(), "api");
         assert_eq!(id(&t, "GET", "/api/user/").unwrap(), "api");
         assert_eq!(id(&t, "DELETE", "/api/user/42").unwrap(), "api");
+    }
+
+    #[test]
+    fn keyed_write_retries_are_an_opt_in_per_route() {
+        let t = table(
+            r#"[{"id":"process","path":{"exact":"/api/process"},"idempotency_key":true},
+                {"id":"api","path":{"prefix":"/api/"}}]"#,
+        )
+        .unwrap();
+        assert!(t[0].idempotency_key);
+        assert!(
+            !t[1].idempotency_key,
+            "off unless the route says its origin honours it"
+        );
     }
 
     #[test]

@@ -578,3 +578,44 @@ fn the_edges_own_retry_waits_out_a_dead_claim_and_a_first_409_is_passed_on() {
     assert_eq!(conflict_waits(&stack, "first-1"), 0);
     assert_eq!(db.jobs_of(&email), 1);
 }
+
+/// A route whose origin does not say it honours `Idempotency-Key` gets no keyed retry: a
+/// key sent to a handler that ignores it would make the retry a second write.
+#[test]
+fn a_keyed_post_is_not_retried_on_a_route_that_does_not_honour_the_key() {
+    let hole = BlackHole::start();
+    let eu = EchoServer::named("origin_eu");
+    let config = config_with(|v| {
+        open_api_routes(v);
+        let routes = v["routes"].as_array_mut().unwrap();
+        let api = routes.iter().position(|r| r["id"] == "api").unwrap();
+        routes.insert(
+            api,
+            serde_json::json!({"id": "no-key", "path": {"exact": "/api/no-key"},
+                "methods": ["POST"], "auth": {"policy": "public"}}),
+        );
+    });
+    let stack = StackBuilder::new(vec![
+        ("origin_us", hole.upstream()),
+        ("origin_eu", eu.upstream()),
+        ("origin_ap", eu.upstream()),
+    ])
+    .config_override(config)
+    .start();
+    let url = format!("{}/api/no-key", stack.edge_url());
+    let body = order_body("unhonoured");
+    let resp = post(
+        &client_from(US),
+        &url,
+        "unhonoured-1",
+        Some("key-u-1"),
+        &body,
+    );
+    assert_eq!(resp.status(), 502);
+    assert_eq!(hole.count("POST /api/no-key HTTP/1.1"), 1);
+    assert_eq!(
+        eu.count("POST", "/api/no-key"),
+        0,
+        "retried on a route without the opt-in"
+    );
+}

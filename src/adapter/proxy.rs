@@ -88,7 +88,9 @@ impl Upstream<'_> {
         let attempts = Attempts {
             upstream: self,
             marks: &marks,
-            has_idempotency_key: failover::has_idempotency_key(key.map(|v| v.as_bytes())),
+            // Only where the route's origin honours the key (`idempotency_key` in the config).
+            has_idempotency_key: self.plan.route.idempotency_key
+                && failover::has_idempotency_key(key.map(|v| v.as_bytes())),
             deadline,
         };
         attempts.run(prepared, candidates, trace)
