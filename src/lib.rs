@@ -18,6 +18,7 @@ pub mod path;
 pub mod plan;
 pub mod problem;
 pub mod ratelimit;
+pub mod release;
 pub mod request_id;
 pub mod rewrite;
 pub mod route;
