@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::{client_from, config_with, sign_up, three_origins, StackBuilder};
+use xtask::stack::Stack;
 
 const ORIGINS: [&str; 3] = ["origin_us", "origin_eu", "origin_ap"];
 
@@ -101,14 +102,20 @@ fn answers_health(addr: SocketAddr) -> bool {
         .is_ok_and(|r| r.status() == 200)
 }
 
-#[test]
-fn a_rolling_restart_of_the_origins_loses_no_get() {
-    let mut stack = StackBuilder::new(three_origins())
+/// Three origins without rate limits, the edge's URL, and a signed-up user's token.
+fn stack_with_user() -> (Stack, String, String) {
+    let stack = StackBuilder::new(three_origins())
         .config_override(unlimited_config())
         .start();
     let edge = stack.edge_url();
     let email = format!("resilience-{}@example.com", fastgate::http::unix_now());
     let token = sign_up(&edge, 1, &email).token;
+    (stack, edge, token)
+}
+
+#[test]
+fn a_rolling_restart_of_the_origins_loses_no_get() {
+    let (mut stack, edge, token) = stack_with_user();
     let before = ORIGINS.map(|name| stack.origin_pid(name).unwrap());
     let started = Instant::now();
     let (restarted, tally) = under_load(&edge, &token, || stack.rolling_restart());
@@ -131,12 +138,7 @@ fn a_rolling_restart_of_the_origins_loses_no_get() {
 
 #[test]
 fn an_origin_killed_with_sigkill_is_started_again_while_the_edge_keeps_answering() {
-    let mut stack = StackBuilder::new(three_origins())
-        .config_override(unlimited_config())
-        .start();
-    let edge = stack.edge_url();
-    let email = format!("resilience-{}@example.com", fastgate::http::unix_now());
-    let token = sign_up(&edge, 1, &email).token;
+    let (mut stack, edge, token) = stack_with_user();
     let eu = stack.origin_addr("origin_eu").unwrap();
     let old_pid = stack.origin_pid("origin_eu").unwrap();
     let (back_after, tally) = under_load(&edge, &token, || {

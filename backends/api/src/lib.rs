@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod chore;
 pub mod clock;
 pub mod config;
 pub mod db;

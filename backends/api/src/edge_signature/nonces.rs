@@ -10,11 +10,10 @@
 //! request's path. Only requests whose MAC verified get here, so the table grows with the
 //! edge's own write traffic and nothing else.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use fastgate_wire::MAX_WINDOW_SECS;
 use sqlx::AnyPool;
+
+use crate::chore::Chore;
 
 /// How often (seconds) one process purges expired nonces.
 pub const PURGE_EVERY_SECS: u64 = 30;
@@ -35,15 +34,15 @@ pub enum NonceError {
 #[derive(Debug, Clone)]
 pub struct NonceStore {
     pool: AnyPool,
-    /// Unix seconds of this process's last purge.
-    last_purge: Arc<AtomicU64>,
+    /// This process's purge of expired rows.
+    purges: Chore,
 }
 
 impl NonceStore {
     pub fn new(pool: AnyPool) -> Self {
         Self {
             pool,
-            last_purge: Arc::new(AtomicU64::new(0)),
+            purges: Chore::every(PURGE_EVERY_SECS),
         }
     }
 
@@ -79,13 +78,7 @@ impl NonceStore {
     /// Starts a purge in the background when this process has not run one for
     /// [`PURGE_EVERY_SECS`]; the compare-and-swap elects one request to do it.
     fn maybe_purge(&self, now: u64) {
-        let last = self.last_purge.load(Ordering::Relaxed);
-        if now < last.saturating_add(PURGE_EVERY_SECS)
-            || self
-                .last_purge
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !self.purges.elect(now) {
             return;
         }
         let store = self.clone();
@@ -152,7 +145,7 @@ mod tests {
         assert_eq!(count(&store).await, 1);
         // An elected insert purges in the background, at most every PURGE_EVERY_SECS.
         let later = now + 65 + PURGE_MARGIN_SECS + 1;
-        store.last_purge.store(0, Ordering::Relaxed);
+        store.purges.make_due();
         store.remember(NONCE, later + 65, later).await.unwrap();
         for _ in 0..100 {
             if count(&store).await == 1 {
@@ -161,7 +154,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(count(&store).await, 1, "OTHER was purged, NONCE is new");
-        assert_eq!(store.last_purge.load(Ordering::Relaxed), later);
+        assert_eq!(store.purges.last(), later);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

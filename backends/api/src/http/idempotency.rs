@@ -43,7 +43,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
@@ -60,6 +60,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 use tracing::Instrument;
 
 use crate::auth::Caller;
+use crate::chore::Chore;
 use crate::db::{Db, Engine};
 use crate::error::ApiError;
 use crate::AppState;
@@ -276,8 +277,8 @@ pub enum Begin {
 pub struct IdempotencyStore {
     pool: AnyPool,
     ttl: Duration,
-    /// Unix seconds of this process's last purge.
-    last_purge: Arc<AtomicU64>,
+    /// This process's purge of expired keys and old heartbeats.
+    purges: Chore,
     sql: Arc<Statements>,
     /// Dropped with the last clone of the store, which stops the heartbeat thread.
     heartbeat: Arc<Heartbeat>,
@@ -432,9 +433,7 @@ async fn beat_once(
 
 /// Seconds since the epoch, as stored.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    i64::try_from(fastgate_wire::unix_now()).unwrap_or(i64::MAX)
 }
 
 fn secs(d: Duration) -> i64 {
@@ -455,7 +454,7 @@ impl IdempotencyStore {
         Self {
             pool: db.pool.clone(),
             ttl,
-            last_purge: Arc::new(AtomicU64::new(0)),
+            purges: Chore::every(PURGE_EVERY_SECS),
             sql,
             heartbeat,
         }
@@ -623,14 +622,7 @@ impl IdempotencyStore {
     /// Purges in the background when this process has not for [`PURGE_EVERY_SECS`]; the
     /// compare-and-swap elects one request to do it.
     fn maybe_purge(&self, now: i64) {
-        let now = u64::try_from(now).unwrap_or(0);
-        let last = self.last_purge.load(Ordering::Relaxed);
-        if now < last.saturating_add(PURGE_EVERY_SECS)
-            || self
-                .last_purge
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !self.purges.elect(u64::try_from(now).unwrap_or(0)) {
             return;
         }
         let store = self.clone();
