@@ -31,6 +31,8 @@ pub enum ProblemKind {
     Unavailable,
     NotFound,
     MethodNotAllowed,
+    Conflict,
+    UnprocessableContent,
     ContentTooLarge,
     UriTooLong,
     NotImplemented,
@@ -50,6 +52,10 @@ impl ProblemKind {
             ProblemKind::Unavailable => ("unavailable", "Service Unavailable", 503),
             ProblemKind::NotFound => ("not-found", "Not Found", 404),
             ProblemKind::MethodNotAllowed => ("method-not-allowed", "Method Not Allowed", 405),
+            ProblemKind::Conflict => ("conflict", "Conflict", 409),
+            ProblemKind::UnprocessableContent => {
+                ("unprocessable-content", "Unprocessable Content", 422)
+            }
             ProblemKind::ContentTooLarge => ("content-too-large", "Content Too Large", 413),
             ProblemKind::UriTooLong => ("uri-too-long", "URI Too Long", 414),
             ProblemKind::NotImplemented => ("not-implemented", "Not Implemented", 501),

@@ -86,6 +86,10 @@ pub struct RouteSpec {
     /// that ignores it would make that retry a duplicate write.
     #[serde(default)]
     pub idempotency_key: bool,
+    /// Answered from the release's front-end files (`crate::release`), never forwarded:
+    /// `"static": true`. The path (after any rewrite) is the file's path in the release.
+    #[serde(default, rename = "static")]
+    pub static_files: bool,
 }
 
 /// The most a route may set `max_body_bytes` to: the edge holds a body in memory (to
@@ -127,6 +131,8 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// See [`RouteSpec::idempotency_key`].
     pub idempotency_key: bool,
+    /// See [`RouteSpec::static_files`].
+    pub static_files: bool,
 }
 
 /// What routing looks at in a request.
@@ -188,6 +194,7 @@ impl RouteSpec {
             redirect.validate().map_err(|e| e.under("redirect"))?;
         }
         self.check_caching()?;
+        self.check_static()?;
         Ok(Route {
             id: self.id.clone(),
             methods: self.methods.clone(),
@@ -209,7 +216,31 @@ impl RouteSpec {
             purge: self.purge.clone(),
             max_body_bytes: self.max_body_bytes,
             idempotency_key: self.idempotency_key,
+            static_files: self.static_files,
         })
+    }
+
+    /// A static route is answered at the edge from the release: what only makes sense for
+    /// a forwarded request (a redirect, backends, edge caching, purges, idempotent
+    /// retries) is a contradiction worth refusing, not ignoring.
+    fn check_static(&self) -> Result<(), FieldError> {
+        if !self.static_files {
+            return Ok(());
+        }
+        let conflicts = [
+            ("redirect", self.redirect.is_some()),
+            ("backends", self.backends.is_some()),
+            ("cache", self.cache.is_some()),
+            ("purge", !self.purge.is_empty()),
+            ("idempotency_key", self.idempotency_key),
+        ];
+        match conflicts.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(FieldError::new(
+                "static",
+                format!("a static route is answered from the release's files; `{field}` cannot apply to it"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The cache policy and purge templates: a per-user entry or a `{sub}` template needs
@@ -394,7 +425,9 @@ pub fn match_route<'a>(routes: &'a [Route], input: &RouteInput<'_>) -> Result<&'
             if route.method_matches(input.method) {
                 return Ok(route);
             }
-            path_seen = true;
+            // A static catch-all (`/` for GET and HEAD) does not make every unknown path a
+            // 405: whether a file is there is only known once the release is read.
+            path_seen |= !route.static_files;
         }
     }
     if !path_seen {

@@ -11,7 +11,10 @@ use fastgate::plan::{Gateway, PlanCtx};
 use fastgate::ratelimit::{RateLimitSpec, Verdict};
 use fastgate::route::Route;
 
+use std::rc::Rc;
+
 use super::core_cache::Revalidation;
+use super::release::Release;
 use super::headers::ClientHeaders;
 use super::telemetry::Trace;
 
@@ -46,6 +49,10 @@ pub(crate) struct Ctx<'g> {
     pub trace: Trace,
     /// Work that waits until the client has its answer (a stale entry's refresh).
     pub deferred: Option<Revalidation<'g>>,
+    /// The release answering this request (`None`: none is active).
+    pub release: Option<Rc<Release>>,
+    /// The release was chosen by a preview host: no shared cache, `noindex`.
+    pub preview: bool,
 }
 
 impl<'g> Ctx<'g> {
@@ -78,6 +85,8 @@ impl<'g> Ctx<'g> {
             cache_status: None,
             trace: Trace::default(),
             deferred: None,
+            release: None,
+            preview: false,
         }
     }
 

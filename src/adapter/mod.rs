@@ -24,9 +24,12 @@ mod headers;
 mod health;
 mod keys;
 mod limiter;
+mod ops;
 mod phases;
 mod platform;
 mod proxy;
+mod release;
+mod static_files;
 mod telemetry;
 
 use std::time::Instant;
@@ -49,14 +52,19 @@ impl From<Response> for Early {
 /// Never inlined: the one frame every request's work sits under, which the guest profile
 /// (`cargo xtask bench edge`) anchors on.
 #[inline(never)]
-pub fn serve(req: Request) {
+pub fn serve(mut req: Request) {
     let started = Instant::now();
-    let gateway = match platform::load_gateway() {
-        Ok(gateway) => gateway,
+    let headers = headers::ClientHeaders::of(&req);
+    if let Some(resp) = ops::handle(&mut req, &headers) {
+        return resp.send_to_client();
+    }
+    let (selected, gateway) = match select_release(&headers) {
+        Ok(loaded) => loaded,
         Err(Early(resp)) => return resp.send_to_client(),
     };
-    let headers = headers::ClientHeaders::of(&req);
     let mut ctx = Ctx::new(&gateway.gateway, &headers, started, gateway.header.clone());
+    ctx.release = selected.release;
+    ctx.preview = selected.preview;
     let resp = match run(&mut ctx, req) {
         Ok(resp) => resp,
         Err(Early(resp)) => *resp,
@@ -70,6 +78,16 @@ pub fn serve(req: Request) {
     }
 }
 
+/// The release in force (a preview by host, else the active one) and the config it
+/// brings: read before anything else, so one request sees one release throughout.
+fn select_release(
+    headers: &headers::ClientHeaders,
+) -> Result<(release::Selected, std::rc::Rc<platform::Loaded>), Early> {
+    let selected = release::select(headers)?;
+    let gateway = platform::load_gateway(selected.release.as_deref())?;
+    Ok((selected, gateway))
+}
+
 /// The request phases, in order.
 fn run(ctx: &mut Ctx<'_>, mut req: Request) -> Result<Response, Early> {
     let plan = phases::request_filter(ctx, &req)?;
@@ -77,6 +95,7 @@ fn run(ctx: &mut Ctx<'_>, mut req: Request) -> Result<Response, Early> {
     phases::authenticate(ctx, &plan)?;
     phases::rate_limit(ctx, &mut req, &plan)?;
     phases::flags(ctx);
+    static_files::serve_static(ctx, &plan)?;
     let upstream = phases::sign(ctx, plan)?;
     let resp = phases::cache_or_proxy(ctx, req, upstream);
     phases::purge_after_write(ctx, &resp);

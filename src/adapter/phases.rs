@@ -11,6 +11,7 @@ use fastgate::identity;
 use fastgate::plan::{self, ForwardPlan};
 use fastgate::problem::Problem;
 use fastgate::ratelimit;
+use fastgate::release::{NO_RELEASE, RELEASE_HEADER};
 use fastgate::request_id;
 
 use super::client;
@@ -153,7 +154,9 @@ pub(crate) fn cache_or_proxy<'g>(
     upstream: Upstream<'g>,
 ) -> Response {
     let started = Instant::now();
-    let policy = upstream.plan.route.cache.as_ref();
+    // A preview's config may cache other things under the same keys: it never reads or
+    // writes the shared cache.
+    let policy = upstream.plan.route.cache.as_ref().filter(|_| !ctx.preview);
     let creq = policy.and_then(|_| {
         let header = |name: &str| ctx.headers.get(name);
         let caller = ctx.verified.as_ref();
@@ -219,6 +222,11 @@ pub(crate) fn response_filter(ctx: &mut Ctx<'_>, mut resp: Response) -> Response
     resp.set_header("server-timing", ctx.trace.timings.server_timing());
     resp.set_header(request_id::HEADER, &ctx.plan.request_id);
     resp.set_header("fastgate-config", ctx.config_header.as_str());
+    let release = ctx.release.as_ref().map(|r| r.manifest.name.as_str());
+    resp.set_header(RELEASE_HEADER, release.unwrap_or(NO_RELEASE));
+    if ctx.preview {
+        resp.set_header("x-robots-tag", "noindex");
+    }
     resp
 }
 

@@ -1,5 +1,5 @@
-//! Platform reads every phase may need: the config (embedded, or the ops override in the
-//! Config Store), Secret Store entries, the client's request as plain facts (raw URI,
+//! Platform reads every phase may need: the config (the release's, the legacy ops override
+//! in the Config Store, or the embedded one), Secret Store entries, the client's request as plain facts (raw URI,
 //! headers read as bytes, geolocation), and the problem+json response.
 //!
 //! No client byte may reach an SDK call that panics on it (a panic is a bare 500): headers
@@ -22,7 +22,8 @@ use fastgate::problem::{self, Problem};
 use fastgate::request_id;
 
 use super::headers::ClientHeaders;
-use super::telemetry::log_event;
+use super::release::Release;
+use super::telemetry::{log_event, log_event_once};
 use super::Early;
 
 /// Config Store and key that hold an ops override of the embedded config.
@@ -37,64 +38,81 @@ pub(crate) const SECRET_STORE: &str = "fastgate_secrets";
 pub(crate) struct Loaded {
     pub gateway: Gateway,
     pub header: String,
-    /// Why an override was not used (event, reason), logged on every request it serves.
-    warnings: Vec<(&'static str, String)>,
 }
+
+/// The Config Store's `config` and `flags` entries, and when they were read.
+type StoreEntries = (Instant, Option<String>, Option<String>);
 
 thread_local! {
     /// A reused sandbox serves several requests (`main`): the Config Store is read at most
-    /// every `config::RECHECK`, and its text parsed and validated again only when it
-    /// changed.
+    /// every `config::RECHECK`, and a config's text parsed and validated again only when
+    /// the text in force (the release's or the store's) or the flags changed.
     static COMPILED: RefCell<InstanceCache<Loaded>> = const { RefCell::new(InstanceCache::new()) };
+    static STORE_ENTRIES: RefCell<Option<StoreEntries>> = const { RefCell::new(None) };
 }
 
-/// Loads the config in force. A rejected override is logged and the embedded config
+/// Loads the config in force: the release's, else the Config Store override (legacy),
+/// else the embedded one. A rejected override is logged once and the embedded config
 /// answers; an embedded config that fails is a build defect (unit tests validate it), so
-/// the client gets a 500 problem.
-pub(crate) fn load_gateway() -> Result<Rc<Loaded>, Early> {
+/// the client gets a 500 problem. Flag overrides from the Config Store apply to any of them.
+pub(crate) fn load_gateway(release: Option<&Release>) -> Result<Rc<Loaded>, Early> {
     let now = Instant::now();
-    let loaded = match COMPILED.with_borrow(|cache| cache.recent(now)) {
-        Some(loaded) => loaded,
-        None => {
-            let store = ConfigStore::try_open(CONFIG_STORE).ok();
-            let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
-            let (config, flags) = (entry(CONFIG_KEY), entry(FLAGS_KEY));
-            COMPILED.with_borrow_mut(|cache| {
-                cache.get_or_compile(config.as_deref(), flags.as_deref(), now, compile)
-            })?
-        }
-    };
-    for (event, reason) in &loaded.warnings {
-        log_event(event, reason);
-    }
-    Ok(loaded)
+    let (store_config, flags) = store_entries(now);
+    let from_release = release.and_then(|r| r.config.as_deref());
+    let config = from_release.or(store_config.as_deref());
+    COMPILED.with_borrow_mut(|cache| {
+        cache.get_or_compile(config, flags.as_deref(), now, |c, f| {
+            compile(c, f, from_release.is_some())
+        })
+    })
 }
 
-/// Parses and validates the config the store's entries select.
-fn compile(config_json: Option<&str>, flags_json: Option<&str>) -> Result<Loaded, Early> {
+/// The Config Store's entries, read at most every [`RECHECK`].
+fn store_entries(now: Instant) -> (Option<String>, Option<String>) {
+    let recent = STORE_ENTRIES.with_borrow(|kept| {
+        kept.as_ref()
+            .filter(|(at, _, _)| now.saturating_duration_since(*at) < RECHECK)
+            .map(|(_, c, f)| (c.clone(), f.clone()))
+    });
+    if let Some(entries) = recent {
+        return entries;
+    }
+    let store = ConfigStore::try_open(CONFIG_STORE).ok();
+    let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
+    let (config, flags) = (entry(CONFIG_KEY), entry(FLAGS_KEY));
+    STORE_ENTRIES.with_borrow_mut(|kept| *kept = Some((now, config.clone(), flags.clone())));
+    (config, flags)
+}
+
+/// Parses and validates the config the release or the store's entries select.
+fn compile(
+    config_json: Option<&str>,
+    flags_json: Option<&str>,
+    from_release: bool,
+) -> Result<Loaded, Early> {
     let loaded = config::load(config_json, flags_json).map_err(|e| {
         log_event("config_invalid", &e.to_string());
         Early::from(problem_response(
             &Problem::internal(&request_id::generate()),
         ))
     })?;
-    let mut warnings = Vec::new();
     if let Some(e) = &loaded.rejected_override {
-        warnings.push(("config_override_rejected", e.to_string()));
+        log_event_once("config_override_rejected", "config", &e.to_string());
     }
     if let Some(e) = &loaded.rejected_flags {
-        warnings.push(("flags_override_rejected", e.to_string()));
+        log_event_once("flags_override_rejected", "flags", &e.to_string());
     }
+    let source = match loaded.source {
+        config::Source::Override if from_release => "release",
+        other => other.as_str(),
+    };
     let header = format!(
-        "{}; hash={}; source={}",
-        loaded.config.version,
-        loaded.config.hash,
-        loaded.source.as_str()
+        "{}; hash={}; source={source}",
+        loaded.config.version, loaded.config.hash,
     );
     Ok(Loaded {
         gateway: Gateway::new(loaded.config),
         header,
-        warnings,
     })
 }
 

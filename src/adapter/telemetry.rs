@@ -18,6 +18,41 @@ pub fn log_event(event: &str, detail: &str) {
     println!("{line}");
 }
 
+/// Logs `detail` once across instances (and within this one): the first request to report
+/// it wins a Core Cache transaction on a marker for `event`, `scope` and the detail, and
+/// the rest stay quiet while the marker lives. For what stays wrong until ops act (a
+/// refused release or override), so a bad push is one line, not one per request.
+pub fn log_event_once(event: &str, scope: &str, detail: &str) {
+    use fastly::cache::core::{CacheKey, Transaction};
+    const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(86_400);
+    thread_local! {
+        static LOGGED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let digest = fastgate::release::sha256_hex(format!("{event}\n{scope}\n{detail}").as_bytes());
+    if LOGGED.with_borrow(|seen| seen.contains(&digest)) {
+        return;
+    }
+    let first = match Transaction::lookup(CacheKey::from(format!("fastgate/logged/v1/{digest}")))
+        .execute()
+    {
+        Ok(tx) if tx.must_insert_or_update() => {
+            let _ = tx.insert(QUIET_FOR).execute().map(|body| body.finish());
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    };
+    LOGGED.with_borrow_mut(|seen| {
+        if seen.len() >= 64 {
+            seen.clear();
+        }
+        seen.push(digest);
+    });
+    if first {
+        log_event(event, detail);
+    }
+}
+
 pub fn micros(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

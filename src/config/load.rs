@@ -99,6 +99,10 @@ impl ConfigFile {
     /// Moves the compiled route table and the rest into the [`Config`].
     fn compile(self, routes: Vec<Route>, hash: String) -> Result<Config, ConfigError> {
         self.limits.validate().map_err(|e| e.under("limits"))?;
+        let static_policy = self
+            .static_files
+            .compile()
+            .map_err(|e| e.under("static"))?;
         Ok(Config {
             version: self.version,
             hash,
@@ -113,6 +117,7 @@ impl ConfigFile {
             cache: self.cache,
             log_endpoint: self.log_endpoint,
             limits: self.limits,
+            static_policy,
         })
     }
 }

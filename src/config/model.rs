@@ -11,6 +11,7 @@ use crate::cache::CacheSettings;
 use crate::cors::CorsPolicy;
 use crate::flags::FlagSpec;
 use crate::geo::GeoMap;
+use crate::release::{StaticPolicy, StaticSettings};
 
 use super::Limits;
 use crate::route::{Route, RouteSpec};
@@ -98,6 +99,9 @@ pub(super) struct ConfigFile {
     /// How much of a request the edge reads before refusing it (`limits.rs`).
     #[serde(default)]
     pub(super) limits: Limits,
+    /// How static routes serve the release's files (`crate::release`).
+    #[serde(default, rename = "static")]
+    pub(super) static_files: StaticSettings,
 }
 
 /// A validated, compiled configuration.
@@ -120,4 +124,6 @@ pub struct Config {
     pub cache: CacheSettings,
     pub log_endpoint: Option<String>,
     pub limits: Limits,
+    /// The `static` section, compiled.
+    pub static_policy: StaticPolicy,
 }

@@ -56,7 +56,7 @@ fn traversal_is_a_400_and_unknown_route_a_404_with_the_request_id() {
     let gw = Gateway::new(Config::embedded().unwrap());
     let plan = gw.plan(&facts("GET", "/api/%2e%2e/etc/passwd", "US", "NA"));
     assert!(matches!(plan.next, Err(Early::Problem(ref p)) if p.status == 400));
-    let mut req = facts("GET", "/nope", "US", "NA");
+    let mut req = facts("POST", "/nope", "US", "NA");
     req.headers.push(("X-Request-Id", "req-1"));
     let plan = gw.plan(&req);
     assert_eq!(plan.ctx.request_id, "req-1");

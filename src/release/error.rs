@@ -24,6 +24,20 @@ pub enum ReleaseError {
     BadKey(String),
     #[error("path pattern `{0}` is invalid: use `/exact`, `/prefix/*` or `*.suffix`")]
     BadPattern(String),
+    #[error("the bytes sent for `{0}` do not hash to its name")]
+    HashMismatch(String),
+    #[error("the manifest stored as `releases/{key}` names itself `{name}`")]
+    NameMismatch { key: String, name: String },
+    #[error("the release store failed: {0}")]
+    Store(String),
+    #[error("`{0}` is not in the release store")]
+    Missing(String),
+    #[error("release `{0}` is already published with other content (publish a new name)")]
+    Republished(String),
+    #[error("release `{0}` is active (activate another one first)")]
+    Active(String),
+    #[error("release `{release}`: its config is invalid: {reason}")]
+    Config { release: String, reason: String },
 }
 
 /// At most 80 bytes of `s` (cut at a char boundary), so that an error about a huge input is

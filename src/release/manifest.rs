@@ -94,9 +94,13 @@ pub fn release_key(name: &str) -> String {
     format!("releases/{name}")
 }
 
-/// `[a-z0-9][a-z0-9-]{0,62}`: a KV key part needing no escaping, and a DNS label (a
+/// `[a-z0-9][a-z0-9-]{0,62}`, except `none` (what `Fastgate-Release` says when no release is
+/// in force): a KV key part needing no escaping, and a DNS label (a
 /// preview host label `preview-<name>` fits in 63 bytes when the name has at most 55).
 pub fn is_valid_release_name(name: &str) -> bool {
+    if name == super::ops::NO_RELEASE {
+        return false;
+    }
     let b = name.as_bytes();
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !b.is_empty() && b.len() <= 63 && ok(&b[0]) && b.iter().all(|c| ok(c) || *c == b'-')
@@ -135,6 +139,16 @@ impl Manifest {
             serde_json::from_slice(bytes).map_err(|e| ReleaseError::Json(e.to_string()))?;
         manifest.validate()?;
         Ok(manifest)
+    }
+
+    /// Every store key this release needs, config first: what must be stored before the
+    /// manifest is, and what garbage collection must keep.
+    pub fn references(&self) -> Vec<String> {
+        let config = self.config.iter().map(|h| config_key(h));
+        let files = self.files.values().flat_map(|f| {
+            std::iter::once(file_key(&f.hash)).chain(f.encodings.iter().map(|e| file_key(&e.hash)))
+        });
+        config.chain(files).collect()
     }
 
     /// The checks [`Manifest::parse`] makes after reading the JSON.

@@ -26,12 +26,17 @@
 //!
 //! Nothing here panics on any input: manifests and request headers are both untrusted.
 
+mod check;
 mod error;
 mod limits;
 mod manifest;
 mod negotiate;
+mod ops;
+mod preview;
+mod settings;
 mod static_files;
 
+pub use check::check_release;
 pub use error::ReleaseError;
 pub use limits::{
     check_limits, is_valid_kv_key, KV_MAX_KEY_BYTES, KV_MAX_VALUE_BYTES, MAX_FILES,
@@ -41,6 +46,13 @@ pub use manifest::{
     config_key, file_key, is_valid_hash, is_valid_release_name, parse_active, release_key, Coding,
     Encoded, FileEntry, Manifest, ACTIVE_KEY,
 };
+pub use ops::{
+    bearer, check_put, is_ops_path, parse_request, secret_matches, sha256_hex, OpsRefusal,
+    OpsRequest, StoreKey, LIST_PAGE, NO_RELEASE, OPS_KEY_SECRET, OPS_PREFIX, PREVIEW_KEY_HEADER,
+    PREVIEW_KEY_SECRET, RELEASE_HEADER, STORE,
+};
+pub use preview::{preview_name, PREVIEW_LABEL_PREFIX};
+pub use settings::{CacheControlRule, StaticSettings};
 pub use negotiate::{negotiate, Negotiated, MAX_ACCEPT_ENCODING_ENTRIES};
 pub use static_files::{
     answer, is_hashed_asset, PathPattern, StaticAnswer, StaticPolicy, StaticRequest, ALLOW,

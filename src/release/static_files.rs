@@ -7,7 +7,8 @@
 //! manifest only holds paths in that normal form (see `Manifest::parse`).
 //!
 //! The rules:
-//! - only `GET` and `HEAD` ([`ALLOW`]); anything else is [`StaticAnswer::MethodNotAllowed`];
+//! - only `GET` and `HEAD` ([`ALLOW`]); anything else is [`StaticAnswer::MethodNotAllowed`]
+//!   when the path names a file, and [`StaticAnswer::NotFound`] when it does not;
 //! - a path ending in `/` is served by its `index.html`; a path with no extension that is
 //!   not a file is tried as a directory too (`/about` → `/about/index.html`, as static
 //!   site generators such as Astro lay pages out);
@@ -156,13 +157,15 @@ pub fn answer(
     req: StaticRequest<'_>,
     policy: &StaticPolicy,
 ) -> StaticAnswer {
+    // A path with no file is 404 whatever the method, as a path no route knows is: a
+    // static catch-all route must not turn every unknown `POST` into a 405.
+    let Some((served, file)) = resolve(manifest, path, policy) else {
+        return StaticAnswer::NotFound;
+    };
     let head_only = match req.method {
         "GET" => false,
         "HEAD" => true,
         _ => return StaticAnswer::MethodNotAllowed,
-    };
-    let Some((served, file)) = resolve(manifest, path, policy) else {
-        return StaticAnswer::NotFound;
     };
     let codings: Vec<Coding> = file.encodings.iter().map(|e| e.coding).collect();
     let chosen = negotiate(req.accept_encoding, &codings);

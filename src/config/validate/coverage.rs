@@ -109,9 +109,11 @@ fn check_opt_outs(
     Ok(())
 }
 
-/// Whether some request routed to `route` reaches the handler `h` at the origin.
+/// Whether some request routed to `route` reaches the handler `h` at the origin (a
+/// redirect or a static route reaches none).
 fn reaches(table: &[Route], spec: &RouteSpec, route: &Route, h: &Expensive<'_>) -> bool {
     if spec.redirect.is_some()
+        || spec.static_files
         || !(spec.methods.is_empty() || spec.methods.iter().any(|m| m == h.method))
     {
         return false;

@@ -1,0 +1,103 @@
+//! The static phase: a route marked `static` is answered from the release's files, read
+//! from the KV Store and streamed to the client without passing through guest memory. The
+//! library decides which file, which headers, 304 or 404 (`fastgate::release::answer`);
+//! this module reads the bytes and writes the response.
+
+use fastly::http::StatusCode;
+use fastly::kv_store::KVStore;
+use fastly::Response;
+
+use fastgate::plan::ForwardPlan;
+use fastgate::problem::{Problem, ProblemKind};
+use fastgate::release::{self, StaticAnswer, StaticRequest, ALLOW, STORE};
+
+use super::ctx::Ctx;
+use super::platform::problem_response;
+use super::Early;
+
+/// static: answer a static route now; any other route goes on to the origin.
+pub(crate) fn serve_static(ctx: &Ctx<'_>, plan: &ForwardPlan<'_>) -> Result<(), Early> {
+    if !plan.route.static_files {
+        return Ok(());
+    }
+    Err(Early::from(respond(ctx, &plan.path)))
+}
+
+fn respond(ctx: &Ctx<'_>, path: &str) -> Response {
+    let id = &ctx.plan.request_id;
+    let Some(release) = ctx.release.as_ref() else {
+        let p = Problem::new(ProblemKind::NotFound, "no release is active", id);
+        return problem_response(&p);
+    };
+    let req = StaticRequest {
+        method: &ctx.method,
+        accept_encoding: ctx.headers.get("accept-encoding"),
+        if_none_match: ctx.headers.get("if-none-match"),
+    };
+    let policy = &ctx.gateway.config().static_policy;
+    let mut resp = match release::answer(&release.manifest, path, req, policy) {
+        StaticAnswer::File {
+            key,
+            content_type,
+            content_encoding,
+            etag,
+            cache_control,
+            vary_accept_encoding,
+            length,
+            head_only,
+        } => {
+            let Some(mut resp) = file(&key, head_only, length) else {
+                let p = Problem::new(ProblemKind::Internal, "a release file is missing", id);
+                return problem_response(&p);
+            };
+            resp.set_header("content-type", content_type);
+            if let Some(coding) = content_encoding {
+                resp.set_header("content-encoding", coding.token());
+            }
+            with_validators(&mut resp, &etag, &cache_control, vary_accept_encoding);
+            resp
+        }
+        StaticAnswer::NotModified {
+            etag,
+            cache_control,
+            vary,
+        } => {
+            let mut resp = Response::from_status(StatusCode::NOT_MODIFIED);
+            with_validators(&mut resp, &etag, &cache_control, vary);
+            resp
+        }
+        StaticAnswer::NotFound => {
+            let p = Problem::new(ProblemKind::NotFound, "no such file in this release", id);
+            return problem_response(&p);
+        }
+        StaticAnswer::MethodNotAllowed => {
+            let p = Problem::method_not_allowed(&ctx.method, ALLOW.to_owned(), id);
+            return problem_response(&p);
+        }
+    };
+    if ctx.preview {
+        // A preview is for whoever asked for it: no shared or browser cache keeps it.
+        resp.set_header("cache-control", "no-store");
+    }
+    resp
+}
+
+/// 200 with the stored file at `key` as its body; `None` if it is gone. A `HEAD` gets no
+/// body and no KV read, with the `Content-Length` a `GET` would have (RFC 9110 §9.3.2).
+fn file(key: &str, head_only: bool, length: u64) -> Option<Response> {
+    let resp = Response::from_status(StatusCode::OK);
+    if head_only {
+        return Some(resp.with_header("content-length", length.to_string()));
+    }
+    let store = KVStore::open(STORE).ok().flatten()?;
+    let mut found = store.lookup(key).ok()?;
+    Some(resp.with_body(found.take_body()))
+}
+
+fn with_validators(resp: &mut Response, etag: &str, cache_control: &str, vary: bool) {
+    resp.set_header("etag", etag);
+    resp.set_header("cache-control", cache_control);
+    if vary {
+        resp.set_header("vary", "Accept-Encoding");
+    }
+}
