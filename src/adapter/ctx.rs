@@ -14,8 +14,8 @@ use fastgate::route::Route;
 use std::rc::Rc;
 
 use super::core_cache::Revalidation;
-use super::release::Release;
 use super::headers::ClientHeaders;
+use super::release::Release;
 use super::telemetry::Trace;
 
 pub(crate) struct Ctx<'g> {

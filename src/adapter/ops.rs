@@ -31,7 +31,10 @@ pub(crate) fn handle(req: &mut Request, headers: &ClientHeaders) -> Option<Respo
     let id = request_id::generate();
     let refuse = |kind, detail: String| problem_response(&Problem::new(kind, detail, &id));
     let Some(key) = secret(OPS_KEY_SECRET) else {
-        return Some(refuse(ProblemKind::NotFound, "no route matches this path".into()));
+        return Some(refuse(
+            ProblemKind::NotFound,
+            "no route matches this path".into(),
+        ));
     };
     let presented = bearer(headers.value("authorization").map(|v| v.as_bytes()));
     if !presented.is_some_and(|p| secret_matches(p, &key)) {
@@ -69,7 +72,11 @@ fn run(
                 .with_body(bytes)),
             None => {
                 let detail = format!("`{}` is not in the release store", key.as_key());
-                Ok(problem_response(&Problem::new(ProblemKind::NotFound, detail, id)))
+                Ok(problem_response(&Problem::new(
+                    ProblemKind::NotFound,
+                    detail,
+                    id,
+                )))
             }
         },
         OpsRequest::Put(key) => {
@@ -156,14 +163,20 @@ fn put(store: &KVStore, key: &StoreKey, body: Vec<u8>) -> Result<(), ReleaseErro
 /// A config is stored only if it loads: the refusal (and its one log line) names the field.
 fn check_config(body: &[u8]) -> Result<(), ReleaseError> {
     let text = std::str::from_utf8(body).unwrap_or("");
-    fastgate::config::Config::parse(text).map(drop).map_err(|e| {
-        let reason = e.to_string();
-        log_event_once("config_refused", "config", &format!("config refused: {reason}"));
-        ReleaseError::Config {
-            release: "(being published)".into(),
-            reason,
-        }
-    })
+    fastgate::config::Config::parse(text)
+        .map(drop)
+        .map_err(|e| {
+            let reason = e.to_string();
+            log_event_once(
+                "config_refused",
+                "config",
+                &format!("config refused: {reason}"),
+            );
+            ReleaseError::Config {
+                release: "(being published)".into(),
+                reason,
+            }
+        })
 }
 
 /// A manifest is stored once, after everything it refers to.

@@ -98,9 +98,10 @@ fn preview(headers: &ClientHeaders, name: &str) -> Result<Rc<Release>, Early> {
         }
     }
     load(name).map_err(|e| match e {
-        ReleaseError::Missing(_) => {
-            refuse(ProblemKind::NotFound, format!("no release `{name}` is published"))
-        }
+        ReleaseError::Missing(_) => refuse(
+            ProblemKind::NotFound,
+            format!("no release `{name}` is published"),
+        ),
         other => refuse(ProblemKind::UnprocessableContent, other.to_string()),
     })
 }
@@ -215,7 +216,11 @@ pub(crate) fn read(key: &str) -> Result<Option<Vec<u8>>, ReleaseError> {
 /// Logs why `name` is refused (once per release and reason, across instances) and stops
 /// this instance from reading it again until the pointer changes.
 fn refuse(name: &str, e: &ReleaseError) {
-    log_event_once("release_refused", name, &format!("release `{name}` refused: {e}"));
+    log_event_once(
+        "release_refused",
+        name,
+        &format!("release `{name}` refused: {e}"),
+    );
     STATE.with_borrow_mut(|s| {
         if s.refused.len() < KEPT {
             s.refused.push(name.to_owned());

@@ -99,10 +99,7 @@ impl ConfigFile {
     /// Moves the compiled route table and the rest into the [`Config`].
     fn compile(self, routes: Vec<Route>, hash: String) -> Result<Config, ConfigError> {
         self.limits.validate().map_err(|e| e.under("limits"))?;
-        let static_policy = self
-            .static_files
-            .compile()
-            .map_err(|e| e.under("static"))?;
+        let static_policy = self.static_files.compile().map_err(|e| e.under("static"))?;
         Ok(Config {
             version: self.version,
             hash,

@@ -55,7 +55,9 @@ mod tests {
     fn the_stored_config_must_be_the_named_one_and_valid() {
         let m = manifest(Some(EMBEDDED));
         assert_eq!(
-            check_release(&m, Some(EMBEDDED.as_bytes())).unwrap().as_deref(),
+            check_release(&m, Some(EMBEDDED.as_bytes()))
+                .unwrap()
+                .as_deref(),
             Some(EMBEDDED)
         );
         assert!(matches!(

@@ -46,6 +46,7 @@ pub use manifest::{
     config_key, file_key, is_valid_hash, is_valid_release_name, parse_active, release_key, Coding,
     Encoded, FileEntry, Manifest, ACTIVE_KEY,
 };
+pub use negotiate::{negotiate, Negotiated, MAX_ACCEPT_ENCODING_ENTRIES};
 pub use ops::{
     bearer, check_put, is_ops_path, parse_request, secret_matches, sha256_hex, OpsRefusal,
     OpsRequest, StoreKey, LIST_PAGE, NO_RELEASE, OPS_KEY_SECRET, OPS_PREFIX, PREVIEW_KEY_HEADER,
@@ -53,7 +54,6 @@ pub use ops::{
 };
 pub use preview::{preview_name, PREVIEW_LABEL_PREFIX};
 pub use settings::{CacheControlRule, StaticSettings};
-pub use negotiate::{negotiate, Negotiated, MAX_ACCEPT_ENCODING_ENTRIES};
 pub use static_files::{
     answer, is_hashed_asset, PathPattern, StaticAnswer, StaticPolicy, StaticRequest, ALLOW,
     IMMUTABLE,

@@ -4,8 +4,10 @@
 //! The rules:
 //! - each coding's weight is its own entry's `q` (names are case-insensitive; `x-gzip` is
 //!   `gzip`, §8.4.1.3), else the `*` entry's, else 0;
-//! - `identity` is acceptable (q = 1) unless an `identity` entry, or failing that a `*`
-//!   entry, gives it another weight (`identity;q=0`, `*;q=0`);
+//! - `identity` is always acceptable unless an `identity` entry, or failing that a `*`
+//!   entry, gives it a weight (`identity;q=0`, `*;q=0`); left unnamed, it ranks below every
+//!   coding the client named with a non-zero weight: `gzip;q=0.5` asks for gzip (as nginx
+//!   and Apache read it), not for the bytes the client never mentioned;
 //! - the highest weight wins; ties go to `br`, then `gzip`, then identity (smallest first);
 //! - no `Accept-Encoding` at all: identity. §12.5.3 would allow any coding, but a client
 //!   that says nothing (curl, many bots) is best served bytes it surely reads;
@@ -51,7 +53,8 @@ pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Negotia
 
 fn choose(w: &Weights, available: &[Coding]) -> Option<Coding> {
     let of = |own: Option<u16>| own.or(w.any).unwrap_or(0);
-    let identity = w.identity.or(w.any).unwrap_or(1000);
+    // Unnamed identity: acceptable, but below any coding named with a weight above 0.
+    let identity = w.identity.or(w.any).unwrap_or(1);
     let mut best: Option<(u16, Option<Coding>)> = None;
     // Preference order: on equal weight, the first one seen stays.
     for (coding, q) in [(Coding::Br, of(w.br)), (Coding::Gzip, of(w.gzip))] {
@@ -138,7 +141,17 @@ mod tests {
     fn q_values_are_honoured() {
         assert_eq!(pick("br;q=0.5, gzip", BOTH), Some(Coding::Gzip));
         assert_eq!(pick("br;q=0, gzip;q=0", BOTH), None);
-        assert_eq!(pick("br;q=0.1", BOTH), None, "identity (q=1) wins");
+        assert_eq!(
+            pick("br;q=0.1", BOTH),
+            Some(Coding::Br),
+            "a named coding wins"
+        );
+        assert_eq!(pick("br;q=0, gzip;q=0.5", BOTH), Some(Coding::Gzip));
+        assert_eq!(
+            pick("br;q=0.1, identity", BOTH),
+            None,
+            "identity named at q=1"
+        );
         assert_eq!(pick("br;q=0.1, identity;q=0", BOTH), Some(Coding::Br));
         assert_eq!(pick("br ; Q=1.000", BOTH), Some(Coding::Br));
         assert_eq!(pick("gzip;q=1, br;q=0.999", BOTH), Some(Coding::Gzip));

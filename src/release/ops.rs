@@ -137,7 +137,10 @@ fn list_request(query: Option<&str>) -> Result<OpsRequest, OpsRefusal> {
     let (mut prefix, mut cursor) = (String::new(), None);
     // Values are taken as sent, not percent-decoded: a prefix is one of four plain words,
     // and a cursor is sent back exactly as the list answer gave it.
-    let pairs = query.unwrap_or("").split('&').filter_map(|p| p.split_once('='));
+    let pairs = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.split_once('='));
     for (name, value) in pairs.take(8) {
         match name {
             "prefix" => value.clone_into(&mut prefix),

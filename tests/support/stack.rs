@@ -48,6 +48,7 @@ pub struct StackBuilder {
     config_override: Option<String>,
     flags_override: Option<String>,
     origin_env: Vec<(String, String)>,
+    kv_store: Option<PathBuf>,
 }
 
 impl StackBuilder {
@@ -61,7 +62,15 @@ impl StackBuilder {
             config_override: None,
             flags_override: None,
             origin_env: Vec::new(),
+            kv_store: None,
         }
+    }
+
+    /// The release store the edge starts with (a Viceroy KV JSON file), as `cargo xtask
+    /// serve` starts with `.fastgate/kv/store.json`.
+    pub fn kv_store(mut self, file: PathBuf) -> StackBuilder {
+        self.kv_store = Some(file);
+        self
     }
 
     /// A gateway config served from the Config Store (key `config`).
@@ -125,6 +134,7 @@ impl StackBuilder {
             config_override: self.config_override,
             flags_override: self.flags_override,
             secrets: Secrets::generate().expect("generating secrets"),
+            kv_store: self.kv_store,
         }
     }
 }

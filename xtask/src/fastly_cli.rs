@@ -53,10 +53,12 @@ pub fn ensure_fastly_cli(root: &Path) -> Result<PathBuf> {
 
 /// Makes what `fastly compute serve` reads from the checkout at `root` exist: the Secret
 /// Store file (`.fastgate/secrets.json`, created with fresh secrets once and shared with
-/// the origins), then fails naming any other file `[local_server]` refers to that is
-/// missing. Returns the secrets for the origins.
+/// the origins) and the release store's local copy (`.fastgate/kv/store.json`, empty
+/// until `cargo xtask release publish`), then fails naming any other file
+/// `[local_server]` refers to that is missing. Returns the secrets for the origins.
 pub fn prepare_local_server(root: &Path) -> Result<Secrets> {
     let secrets = Secrets::load_or_create(&root.join(".fastgate/secrets.json"))?;
+    xtask::release::ensure_store_file(&root.join(xtask::release::LOCAL_DIR))?;
     let manifest = root.join("fastly.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
@@ -123,6 +125,9 @@ pub fn origins_spec(
         config_override: None,
         flags_override: None,
         secrets,
+        // The origins-only stack starts no Viceroy: `fastly compute serve` reads the
+        // store `fastly.toml` names.
+        kv_store: None,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cachetests;
 pub mod fuzz;
 pub mod package;
+pub mod release;
 pub mod stack;
 pub mod tools;
 
@@ -33,21 +34,72 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// `cargo xtask config check <file>`: parses and validates a gateway config with the edge's
-/// own code. Returns a one-line summary, or an error naming the file and the field at fault.
+/// own code. Returns a summary (its first line unchanged since before releases, as
+/// scripts parse it), or an error naming the file and the field at fault.
 /// The hash is the edge's own (`Config::hash`, taken over the file's bytes as written),
 /// so it is the one the edge reports in `Fastgate-Config` once this file is pushed as is.
+///
+/// The lines after the first check the platform limits the config meets on its way to the
+/// edge ([`config_limits`]); a config over the KV Store's value limit is an error, since
+/// no release could carry it.
 pub fn config_check(file: &std::path::Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let config = fastgate::config::Config::parse(&text)
         .map_err(|e| anyhow::anyhow!("{}: invalid: {e}", file.display()))?;
-    Ok(format!(
+    let summary = format!(
         "{}: ok (version {}, hash {}, {} routes, {} backends)",
         file.display(),
         config.version,
         config.hash,
         config.routes.len(),
         config.backends.len()
+    );
+    let limits = config_limits(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(format!("{summary}\n{limits}"))
+}
+
+/// The Config Store's limit on one value, in characters: it binds only the legacy
+/// override (`fastgate_config`, key `config`), not a release.
+pub const CONFIG_STORE_MAX_CHARS: usize = 8_000;
+
+/// The platform limits a config meets, one line each: its size against the KV Store's
+/// value limit (an error when over), against the legacy Config Store override's, its
+/// `configs/<sha256>` key's length, and the active pointer's size (the longest release
+/// name, 63 bytes, as a KV value).
+pub fn config_limits(text: &str) -> anyhow::Result<String> {
+    use fastgate::release::{config_key, sha256_hex, KV_MAX_KEY_BYTES, KV_MAX_VALUE_BYTES};
+    let bytes = text.len() as u64;
+    anyhow::ensure!(
+        bytes <= KV_MAX_VALUE_BYTES,
+        "the config is {bytes} bytes, over the KV Store's value limit of {KV_MAX_VALUE_BYTES}: \
+         no release can carry it"
+    );
+    let chars = text.chars().count();
+    let legacy = if chars <= CONFIG_STORE_MAX_CHARS {
+        "fits"
+    } else {
+        "does not fit: publish it as a release (`cargo xtask release publish NAME --config FILE`)"
+    };
+    let key = config_key(&sha256_hex(text.as_bytes()));
+    let key_fits = if key.len() <= KV_MAX_KEY_BYTES {
+        "fits"
+    } else {
+        "TOO LONG"
+    };
+    let longest_name = 63;
+    let pointer_fits = if longest_name <= KV_MAX_VALUE_BYTES {
+        "fits"
+    } else {
+        "TOO LARGE"
+    };
+    Ok(format!(
+        "  release store (KV) value: {bytes} of {KV_MAX_VALUE_BYTES} bytes: fits\n\
+         \x20 legacy Config Store override (fastgate_config/config): {chars} of \
+         {CONFIG_STORE_MAX_CHARS} characters: {legacy}\n\
+         \x20 KV key {key}: {} of {KV_MAX_KEY_BYTES} bytes: {key_fits}\n\
+         \x20 active pointer: a release name is at most {longest_name} bytes: {pointer_fits} a KV value",
+        key.len()
     ))
 }
 
@@ -71,6 +123,15 @@ mod tests {
     fn config_check_accepts_the_default_and_names_the_bad_field() {
         let ok = config_check(&workspace_root().join("config/default.json")).unwrap();
         assert!(ok.contains(": ok (version"), "{ok}");
+        let lines: Vec<&str> = ok.lines().collect();
+        assert_eq!(lines.len(), 5, "{ok}");
+        assert!(lines[1].contains("of 25000000 bytes: fits"), "{ok}");
+        assert!(lines[2].contains("legacy Config Store"), "{ok}");
+        assert!(
+            lines[3].contains("KV key configs/") && lines[3].ends_with("fits"),
+            "{ok}"
+        );
+        assert!(lines[4].contains("63 bytes"), "{ok}");
         let dir =
             std::env::temp_dir().join(format!("fastgate-config-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -84,6 +145,19 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn config_limits_say_whether_the_legacy_override_fits() {
+        let small = config_limits("{}").unwrap();
+        assert!(small.contains("2 of 8000 characters: fits"), "{small}");
+        let big = format!("{{\"x\":\"{}\"}}", "é".repeat(8_000));
+        let lines = config_limits(&big).unwrap();
+        assert!(
+            lines.contains("8008 of 8000 characters: does not fit"),
+            "{lines}"
+        );
+        assert!(lines.contains("16008 of 25000000 bytes: fits"), "{lines}");
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //!   (see `xtask::fuzz`); `cargo test` runs them with a short budget.
 //! - `cachetests`: the public HTTP caching suite against the edge, counted beside the
 //!   published caches (see `xtask::cachetests`).
+//! - `release publish NAME [--config FILE] [--web DIR] | activate NAME | rollback | list |
+//!   gc [--keep N]`, each with `[--edge URL] [--fastly]`: releases in the `fastgate_releases`
+//!   KV Store, on the running edge and the local copy, or in production (see
+//!   `xtask::release`).
 //! - `bench origin`: benchmark the Rust origin against the FastAPI reference (req/s, p50/p99,
 //!   peak RSS) and write the table to `target/bench/origin.md`.
 
@@ -31,7 +35,9 @@ use xtask::{build, tools, workspace_root};
 const USAGE: &str = "usage: cargo xtask <serve [--origins] | restart | test [cargo test args] | \
 config check <file> | package [--wasm FILE] | surrogate-key <template> [subject] | \
 bench [origin] [options] | fuzz [--seconds N] [TARGET...] | fastly-cli [check] | \
-cachetests [--min-required N] [--min-optimal N] [--id TEST]>";
+cachetests [--min-required N] [--min-optimal N] [--id TEST] | \
+release <publish NAME [--config FILE] [--web DIR] | activate NAME | rollback | list | \
+gc [--keep N]> [--edge URL] [--fastly]>";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +50,10 @@ fn main() {
         Some("fuzz") => xtask::fuzz::run(&args[1..]),
         Some("cachetests") => xtask::cachetests::run(&args[1..]),
         Some("package") => package(&args[1..]),
+        Some("release") => {
+            let root = workspace_root();
+            xtask::release::cli::run(&root, &args[1..], || fastly_cli::ensure_fastly_cli(&root))
+        }
         Some("surrogate-key") if (2..=3).contains(&args.len()) => {
             xtask::surrogate_key(&args[1], args.get(2).map(String::as_str))
                 .map(|key| println!("{key}"))

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use xtask::stack::supervise::{self, install_signal_handlers};
 use xtask::stack::{Secrets, Stack, StackSpec, Upstream};
-use xtask::{build, tools, workspace_root};
+use xtask::{build, release, tools, workspace_root};
 
 use crate::fastly_cli;
 
@@ -75,6 +75,8 @@ fn full_spec(root: &Path, target: &Path, origin_bin: PathBuf) -> Result<StackSpe
         config_override: None,
         flags_override: None,
         secrets: Secrets::load_or_create(&root.join(".fastgate/secrets.json"))?,
+        // The releases `cargo xtask release` keeps locally (an empty store at first).
+        kv_store: Some(release::ensure_store_file(&root.join(release::LOCAL_DIR))?),
     })
 }
 
@@ -91,6 +93,10 @@ fn print_banner(stack: &Stack, spec: &StackSpec, origins_only: bool) {
         }
     }
     println!("  data directory  {}", spec.data_dir.display());
+    println!(
+        "  releases        {} (cargo xtask release publish|activate|rollback|list|gc)",
+        release::LOCAL_DIR
+    );
     println!("Children that die are restarted. Ctrl-C stops everything.");
     println!("Rolling restart of the origins: cargo xtask restart   (or kill -HUP {pid})");
     if origins_only {

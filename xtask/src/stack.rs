@@ -59,6 +59,10 @@ pub struct StackSpec {
     pub flags_override: Option<String>,
     /// Shared secrets: written to the edge's Secret Store file and given to the origins.
     pub secrets: Secrets,
+    /// The `fastgate_releases` KV Store, as a Viceroy KV JSON file (`xtask::release` writes
+    /// one: `.fastgate/kv/store.json` for `serve`); `None`: an empty store in the run
+    /// directory, so that the store always exists.
+    pub kv_store: Option<PathBuf>,
 }
 
 /// The secrets the edge and the origins share. Generated per run (tests) or once per
@@ -70,6 +74,9 @@ pub struct Secrets {
     pub identity_key: String,
     /// HS256 key for end-user JWTs (the origin issues them, the edge verifies them).
     pub jwt_hs256_key: String,
+    /// The release ops endpoint's bearer key (`release_ops_key`): its presence turns the
+    /// endpoint on, so that `cargo xtask release` can change the running edge's KV Store.
+    pub ops_key: String,
 }
 
 impl Secrets {
@@ -79,14 +86,28 @@ impl Secrets {
             identity_key_id: format!("local-{}", &random_hex(4)?),
             identity_key: random_hex(32)?,
             jwt_hs256_key: random_hex(32)?,
+            ops_key: random_hex(32)?,
         })
     }
 
     /// Reads `path` (the Secret Store JSON file), creating it with fresh secrets if absent.
+    /// A file from before releases lacks `release_ops_key`: it is added, and the file
+    /// rewritten with its other entries unchanged.
     pub fn load_or_create(path: &Path) -> Result<Secrets> {
         if let Ok(text) = std::fs::read_to_string(path) {
-            let v: serde_json::Value = serde_json::from_str(&text)
+            let mut v: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", path.display()))?;
+            if v.get(fastgate::release::OPS_KEY_SECRET).is_none() {
+                let map = v
+                    .as_object_mut()
+                    .with_context(|| format!("{} is not a JSON object", path.display()))?;
+                map.insert(
+                    fastgate::release::OPS_KEY_SECRET.into(),
+                    random_hex(32)?.into(),
+                );
+                std::fs::write(path, v.to_string())
+                    .with_context(|| format!("adding the ops key to {}", path.display()))?;
+            }
             let field = |k: &str| {
                 v[k].as_str()
                     .map(str::to_owned)
@@ -96,6 +117,7 @@ impl Secrets {
                 identity_key_id: field("identity_key_id")?,
                 identity_key: field("identity_signing_key")?,
                 jwt_hs256_key: field("jwt_hs256_key")?,
+                ops_key: field(fastgate::release::OPS_KEY_SECRET)?,
             });
         }
         let secrets = Secrets::generate()?;
@@ -112,6 +134,7 @@ impl Secrets {
             "identity_key_id": self.identity_key_id,
             "identity_signing_key": self.identity_key,
             "jwt_hs256_key": self.jwt_hs256_key,
+            fastgate::release::OPS_KEY_SECRET: self.ops_key,
         })
         .to_string()
     }
@@ -329,12 +352,21 @@ impl Stack {
         };
         let secrets_file = self.run_dir.join("secrets.json");
         std::fs::write(&secrets_file, spec.secrets.store_json())?;
+        let kv_file = match &spec.kv_store {
+            Some(file) => std::path::absolute(file)?,
+            None => {
+                let file = self.run_dir.join("kv-store.json");
+                std::fs::write(&file, "{}")?;
+                file
+            }
+        };
         write_manifest(
             &spec.base_manifest,
             &manifest,
             addresses,
             store_file.as_deref(),
             &secrets_file,
+            &kv_file,
         )?;
         Ok(manifest)
     }
@@ -685,14 +717,16 @@ fn viceroy_serve(
     cmd
 }
 
-/// Writes `base` with every named backend's URL replaced by `addresses`, and the config
-/// store pointed at `store_file` when given.
+/// Writes `base` with every named backend's URL replaced by `addresses`, the config
+/// store pointed at `store_file` when given, and the secret and release (KV) stores at
+/// their files.
 fn write_manifest(
     base: &Path,
     out: &Path,
     addresses: &BTreeMap<String, SocketAddr>,
     store_file: Option<&Path>,
     secrets_file: &Path,
+    kv_file: &Path,
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(base).with_context(|| format!("reading {}", base.display()))?;
@@ -712,6 +746,7 @@ fn write_manifest(
         backends.insert(name.clone(), toml::Value::Table(backend));
     }
     point_store_at(&mut doc, "secret_stores", "fastgate_secrets", secrets_file)?;
+    point_store_at(&mut doc, "kv_stores", fastgate::release::STORE, kv_file)?;
     if let Some(file) = store_file {
         point_store_at(&mut doc, "config_stores", "fastgate_config", file)?;
     }
@@ -780,4 +815,59 @@ fn log_tail(proc: &Proc) -> String {
     let tail: Vec<&str> = text.lines().rev().take(20).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     format!("\n--- {} ---\n{}", path.display(), tail.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("fastgate-stack-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_old_secrets_file_gains_the_ops_key_and_keeps_the_rest() {
+        let dir = temp("secrets");
+        let path = dir.join("secrets.json");
+        let old = r#"{"identity_key_id":"local-1","identity_signing_key":"ik","jwt_hs256_key":"jk","x":"y"}"#;
+        std::fs::write(&path, old).unwrap();
+        let secrets = Secrets::load_or_create(&path).unwrap();
+        assert_eq!(secrets.identity_key, "ik");
+        assert_eq!(secrets.ops_key.len(), 64);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["release_ops_key"], secrets.ops_key.as_str());
+        assert_eq!(v["x"], "y");
+        // Stable from then on.
+        assert_eq!(Secrets::load_or_create(&path).unwrap(), secrets);
+        let store: serde_json::Value = serde_json::from_str(&secrets.store_json()).unwrap();
+        assert_eq!(store["release_ops_key"], secrets.ops_key.as_str());
+        assert!(store.get("release_preview_key").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_run_manifest_points_the_release_store_at_its_file() {
+        let dir = temp("manifest");
+        let out = dir.join("fastly.toml");
+        let kv = dir.join("kv.json");
+        let base = crate::workspace_root().join("fastly.toml");
+        let addresses = BTreeMap::from([(
+            "origin_us".to_owned(),
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+        )]);
+        write_manifest(&base, &out, &addresses, None, &dir.join("s.json"), &kv).unwrap();
+        let doc: toml::Table = std::fs::read_to_string(&out).unwrap().parse().unwrap();
+        let store = &doc["local_server"]["kv_stores"][fastgate::release::STORE];
+        assert_eq!(store["format"].as_str(), Some("json"));
+        assert_eq!(
+            store["file"].as_str(),
+            Some(kv.display().to_string().as_str())
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

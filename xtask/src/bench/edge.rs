@@ -136,6 +136,7 @@ pub fn run(stop: &AtomicBool) -> Result<String> {
         config_override: Some(config_without_rate_limits()?),
         flags_override: None,
         secrets: secrets.clone(),
+        kv_store: None,
     };
     let mut stack = Stack::start(&spec)?;
     let result = stack

@@ -217,6 +217,7 @@ fn start_edge(root: &Path, target: &Path, origin: SocketAddr) -> Result<Stack> {
         config_override: Some(suite_config()?),
         flags_override: None,
         secrets: Secrets::generate()?,
+        kv_store: None,
     };
     Stack::start(&spec)
 }
