@@ -57,6 +57,24 @@ fn is_forbidden_byte(b: u8) -> bool {
     b.is_ascii_control() || b == b'\\'
 }
 
+/// A file name as one path segment in the normal form [`normalize`] gives the request a
+/// browser sends for it: unreserved characters, sub-delims, `:` and `@` as they are (what
+/// clients send unescaped), every other byte (space, `%`, `?`, `#`, non-ASCII…) as upper-case
+/// `%XX`. Publishing a file under this form is what makes its request find it.
+pub fn encode_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if is_unreserved(b) || b"!$&'()*+,;=:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
 /// Returns the normalised form of `raw` (the path only, no query).
 pub fn normalize(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {

@@ -429,3 +429,102 @@ fn a_broken_active_release_in_the_store_is_refused_with_one_line() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("failover"), "{lines:?}");
 }
+
+#[test]
+fn the_ops_endpoint_admits_only_its_key_and_only_writes_that_prove_themselves() {
+    let (stack, t, _echo) = stack();
+    let base = stack.edge_url();
+    let key = t.ops_key.clone().unwrap();
+    let client = client_from(1);
+    let url = |k: &str| format!("{base}/__fastgate/kv/{k}");
+    let put = |k: &str, auth: &str, body: Vec<u8>| {
+        client
+            .put(url(k))
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let bearer = format!("Bearer {key}");
+    // No key, a wrong key, a key of another length: 401, nothing stored.
+    let file = b"hello".to_vec();
+    let file_key = format!("files/{}", sha256_hex(&file));
+    for auth in [
+        "",
+        "Bearer nope",
+        &format!("Bearer {key}x"),
+        &format!("Basic {key}"),
+    ] {
+        assert_eq!(put(&file_key, auth, file.clone()).status(), 401, "{auth}");
+    }
+    let get = client.get(url(&file_key)).header("authorization", &bearer);
+    assert_eq!(get.send().unwrap().status(), 404);
+    // Writes are bound to their keys.
+    let other = format!("files/{}", sha256_hex(b"other"));
+    let refused = put(&other, &bearer, file.clone());
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().unwrap().contains("do not hash to its name"));
+    assert_eq!(put(&file_key, &bearer, file.clone()).status(), 204);
+    assert_eq!(put("configs/x;y", &bearer, file.clone()).status(), 400);
+    let manifest = |name: &str, path: &str| {
+        serde_json::json!({"name": name, "created": 1, "files": {path: {
+            "hash": sha256_hex(&file), "content_type": "text/plain", "size": 5}}})
+        .to_string()
+        .into_bytes()
+    };
+    let missing = serde_json::json!({"name": "m1", "created": 1, "files": {"/x.txt": {
+        "hash": sha256_hex(b"never stored"), "content_type": "text/plain", "size": 12}}});
+    let refused = put("releases/m1", &bearer, missing.to_string().into_bytes());
+    assert_eq!(
+        refused.status(),
+        422,
+        "a manifest may only refer to stored values"
+    );
+    assert_eq!(
+        put("releases/m1", &bearer, manifest("m2", "/x.txt")).status(),
+        422
+    );
+    assert_eq!(
+        put("releases/m1", &bearer, manifest("m1", "/x.txt")).status(),
+        204
+    );
+    assert_eq!(
+        put("releases/m1", &bearer, manifest("m1", "/x.txt")).status(),
+        204
+    );
+    assert_eq!(
+        put("releases/m1", &bearer, manifest("m1", "/y.txt")).status(),
+        409
+    );
+    assert_eq!(put("active", &bearer, b"nope".to_vec()).status(), 422);
+    assert_eq!(put("active", &bearer, b"m1".to_vec()).status(), 204);
+    let delete = client
+        .delete(url("releases/m1"))
+        .header("authorization", &bearer);
+    assert_eq!(
+        delete.send().unwrap().status(),
+        409,
+        "the active manifest stays"
+    );
+    let served = client.get(format!("{base}/x.txt")).send().unwrap();
+    assert_eq!(header(&served, "fastgate-release"), "m1");
+    assert_eq!(served.text().unwrap(), "hello");
+}
+
+#[test]
+fn without_an_ops_key_the_ops_endpoint_does_not_exist() {
+    let dir = scratch("no-ops");
+    let file = dir.join("store.json");
+    std::fs::write(&file, "{}").unwrap();
+    let echo = EchoServer::start();
+    let mut builder = StackBuilder::new(echo.everywhere()).kv_store(file);
+    builder = builder.without_ops_key();
+    let stack = builder.start();
+    let resp = client_from(1)
+        .put(format!("{}/__fastgate/kv/active", stack.edge_url()))
+        .header("authorization", "Bearer ")
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

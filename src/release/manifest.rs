@@ -233,6 +233,11 @@ fn check_path(path: &str) -> Result<(), ReleaseError> {
     if path.ends_with('/') {
         return bad("it names a directory (publish its `index.html`)");
     }
+    // The edge looks a request up by its normalised path: a path in any other spelling
+    // (`%2f`, a raw space, `é` unescaped) could never be found.
+    if crate::path::normalize(path).as_deref() != Ok(path) {
+        return bad("it is not in the edge's normal form (see `path::encode_segment`)");
+    }
     Ok(())
 }
 

@@ -49,6 +49,7 @@ pub struct StackBuilder {
     flags_override: Option<String>,
     origin_env: Vec<(String, String)>,
     kv_store: Option<PathBuf>,
+    ops_key: bool,
 }
 
 impl StackBuilder {
@@ -63,7 +64,14 @@ impl StackBuilder {
             flags_override: None,
             origin_env: Vec::new(),
             kv_store: None,
+            ops_key: true,
         }
+    }
+
+    /// No `release_ops_key` in the Secret Store: the ops endpoint is off.
+    pub fn without_ops_key(mut self) -> StackBuilder {
+        self.ops_key = false;
+        self
     }
 
     /// The release store the edge starts with (a Viceroy KV JSON file), as `cargo xtask
@@ -116,6 +124,7 @@ impl StackBuilder {
 
     fn spec(self) -> StackSpec {
         let a = artifacts();
+        let secrets = Secrets::generate().expect("generating secrets");
         let data_dir = std::env::temp_dir().join(format!(
             "fastgate-e2e-data-{}-{}",
             std::process::id(),
@@ -133,7 +142,14 @@ impl StackBuilder {
             origin_env: self.origin_env,
             config_override: self.config_override,
             flags_override: self.flags_override,
-            secrets: Secrets::generate().expect("generating secrets"),
+            secrets: Secrets {
+                ops_key: if self.ops_key {
+                    secrets.ops_key
+                } else {
+                    String::new()
+                },
+                ..secrets
+            },
             kv_store: self.kv_store,
         }
     }

@@ -128,15 +128,18 @@ impl Secrets {
         Ok(secrets)
     }
 
-    /// The Secret Store file Viceroy reads (`format = "json"`).
+    /// The Secret Store file Viceroy reads (`format = "json"`). An empty `ops_key` is left
+    /// out, which turns the ops endpoint off.
     pub fn store_json(&self) -> String {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "identity_key_id": self.identity_key_id,
             "identity_signing_key": self.identity_key,
             "jwt_hs256_key": self.jwt_hs256_key,
-            fastgate::release::OPS_KEY_SECRET: self.ops_key,
-        })
-        .to_string()
+        });
+        if !self.ops_key.is_empty() {
+            v[fastgate::release::OPS_KEY_SECRET] = self.ops_key.clone().into();
+        }
+        v.to_string()
     }
 
     /// The environment an origin needs to trust this edge and share its JWT key.

@@ -32,11 +32,11 @@ pub fn publish<'a>(
     web: Option<&Path>,
 ) -> Result<Manifest> {
     let to = to.into();
+    let mut release = match prepare(name, config, web) {
+        Ok(release) => release,
+        Err(e) => return Err(edge_refusal(to, config).unwrap_or(e)),
+    };
     let mut stores = open(to)?;
-    if let Some(file) = config {
-        refuse_invalid_config(&mut stores, file)?;
-    }
-    let mut release = prepare(name, config, web)?;
     adopt_existing(&mut stores, &mut release.manifest)?;
     let manifest_bytes = serde_json::to_vec(&release.manifest)?;
     print_summary(
@@ -103,23 +103,23 @@ fn read_config(file: &Path) -> Result<(String, Vec<u8>)> {
     Ok((sha, bytes))
 }
 
-/// An invalid config is refused before anything is uploaded. When a live edge is a
-/// destination, it is the edge that refuses it: the config alone is sent, and the edge's
-/// answer (naming the field) is the error, while the edge logs the refusal once. That is the
-/// one log line ops look for in the edge's output, the same as for a raw store write.
-fn refuse_invalid_config(stores: &mut Stores, file: &Path) -> Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let Err(local) = Config::parse(&text) else {
-        return Ok(());
+/// A release is checked before anything is stored anywhere. When its config is invalid and a
+/// live edge is a destination, the config alone is offered to the edge, which refuses it
+/// with the same message (naming the field) and logs the refusal once: the one line ops look
+/// for in the edge's output, as for a raw store write. `None`: nothing to add.
+fn edge_refusal(to: Dest, config: Option<&Path>) -> Option<anyhow::Error> {
+    let (Dest::Stack(t), Some(file)) = (to, config) else {
+        return None;
     };
-    let edge = stores.primary();
-    if edge.describe().starts_with("the edge") {
-        let entry = [(config_key(&sha256_hex(&bytes)), bytes.clone())];
-        edge.put_all(&entry)
-            .with_context(|| format!("{}: invalid", file.display()))?;
-    }
-    bail!("{}: invalid: {local}", file.display())
+    let bytes = std::fs::read(file).ok()?;
+    Config::parse(&String::from_utf8_lossy(&bytes)).err()?;
+    let mut edge = super::edge::EdgeStore::connect(t.edge.as_deref()?, t.ops_key.as_deref())
+        .ok()
+        .flatten()?;
+    let entry = [(config_key(&sha256_hex(&bytes)), bytes)];
+    edge.put_all(&entry)
+        .err()
+        .map(|e| e.context(format!("{}: invalid", file.display())))
 }
 
 /// Refuses a name already published with other content in any store; with the same
