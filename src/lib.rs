@@ -23,6 +23,7 @@ pub mod request_id;
 pub mod rewrite;
 pub mod route;
 pub mod sanitize;
+pub mod session;
 
 #[cfg(test)]
 mod test_rng;

@@ -90,6 +90,19 @@ pub struct RouteSpec {
     /// `"static": true`. The path (after any rewrite) is the file's path in the release.
     #[serde(default, rename = "static")]
     pub static_files: bool,
+    /// A browser-session endpoint the edge owns (`crate::session`): `"login"` trades the
+    /// origin's token (the route's rewrite reaches its login handler) for a sealed session
+    /// cookie; `"logout"` ends the session without reaching any origin.
+    #[serde(default)]
+    pub session: Option<SessionRole>,
+}
+
+/// What a session route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRole {
+    Login,
+    Logout,
 }
 
 /// The most a route may set `max_body_bytes` to: the edge holds a body in memory (to
@@ -133,6 +146,8 @@ pub struct Route {
     pub idempotency_key: bool,
     /// See [`RouteSpec::static_files`].
     pub static_files: bool,
+    /// See [`RouteSpec::session`].
+    pub session: Option<SessionRole>,
 }
 
 /// What routing looks at in a request.
@@ -195,6 +210,7 @@ impl RouteSpec {
         }
         self.check_caching()?;
         self.check_static()?;
+        self.check_session()?;
         Ok(Route {
             id: self.id.clone(),
             methods: self.methods.clone(),
@@ -217,7 +233,32 @@ impl RouteSpec {
             max_body_bytes: self.max_body_bytes,
             idempotency_key: self.idempotency_key,
             static_files: self.static_files,
+            session: self.session,
         })
+    }
+
+    /// A session route takes a `POST` only (a login is a write; a logout must not be
+    /// triggerable by a link or a prefetch), and a login is rate-limited like the login it
+    /// wraps: it is a password check.
+    fn check_session(&self) -> Result<(), FieldError> {
+        let Some(role) = self.session else {
+            return Ok(());
+        };
+        if self.methods != ["POST"] {
+            return Err(FieldError::new(
+                "methods",
+                "a session route takes [\"POST\"] only",
+            ));
+        }
+        if self.static_files || self.cache.is_some() || self.redirect.is_some() {
+            let reason = "a session route is answered by the edge: no static, cache or redirect";
+            return Err(FieldError::new("session", reason));
+        }
+        if role == SessionRole::Login && self.rate_limit.is_none() {
+            let reason = "a session login checks a password: it needs a rate_limit";
+            return Err(FieldError::new("rate_limit", reason));
+        }
+        Ok(())
     }
 
     /// A static route is answered at the edge from the release: what only makes sense for

@@ -10,6 +10,7 @@ use fastgate::geo::{ClientGeo, GeoLevel};
 use fastgate::plan::{Gateway, PlanCtx};
 use fastgate::ratelimit::{RateLimitSpec, Verdict};
 use fastgate::route::Route;
+use fastgate::session::Session;
 
 use std::rc::Rc;
 
@@ -53,6 +54,12 @@ pub(crate) struct Ctx<'g> {
     pub release: Option<Rc<Release>>,
     /// The release was chosen by a preview host: no shared cache, `noindex`.
     pub preview: bool,
+    /// The client reached us over TLS.
+    pub tls: bool,
+    /// Cookies may be `Secure` (`__Host-`): TLS, or a loopback host.
+    pub secure_scheme: bool,
+    /// The browser session the cookie opened to, if the request is authenticated by one.
+    pub session: Option<Session>,
 }
 
 impl<'g> Ctx<'g> {
@@ -87,6 +94,9 @@ impl<'g> Ctx<'g> {
             deferred: None,
             release: None,
             preview: false,
+            tls: false,
+            secure_scheme: false,
+            session: None,
         }
     }
 

@@ -5,9 +5,14 @@
 //! 1. `request_filter`: load the config, classify (request id, client facts) and run the
 //!    library's planning phases (normalize, route, preflight, rewrite, sanitize, select);
 //! 2. `limit_body` ([`body`]): a body over the route's limit is refused before any work;
-//! 3. `authenticate`; 4. `rate_limit`; 5. `flags`; 6. `sign` (the identity key);
-//! 7. `cache_or_proxy`: the cache lookup ([`core_cache`]) or a plain send ([`proxy`]);
-//! 8. `purge_after_write`;
+//! 3. `authenticate` (a bearer token, or the browser session's cookie: [`session`]), then
+//!    `csrf` (an unsafe request the session authenticated proves it is same-origin);
+//! 4. `rate_limit`; 5. `flags`; 6. `session_route` (logout answered, login's origin);
+//! 7. `serve_static`: a `static` route is answered from the release's files
+//!    ([`static_files`]); 8. `sign` (the identity key);
+//! 9. `cache_or_proxy`: the cache lookup ([`core_cache`]) or a plain send ([`proxy`]),
+//!    then `after_login` (a login's token sealed into the session cookie);
+//! 10. `purge_after_write`;
 //!
 //! then, however the request ended, `response_filter` (CORS, `RateLimit`, `Cache-Status`,
 //! timings, ids) and `logging`; a stale entry's refresh runs after the client has its
@@ -29,6 +34,7 @@ mod phases;
 mod platform;
 mod proxy;
 mod release;
+mod session;
 mod static_files;
 mod telemetry;
 
@@ -93,11 +99,14 @@ fn run(ctx: &mut Ctx<'_>, mut req: Request) -> Result<Response, Early> {
     let plan = phases::request_filter(ctx, &req)?;
     body::limit_body(ctx, &mut req, &plan)?;
     phases::authenticate(ctx, &plan)?;
+    session::csrf(ctx)?;
     phases::rate_limit(ctx, &mut req, &plan)?;
     phases::flags(ctx);
+    session::session_route(ctx)?;
     static_files::serve_static(ctx, &plan)?;
     let upstream = phases::sign(ctx, plan)?;
     let resp = phases::cache_or_proxy(ctx, req, upstream);
+    let resp = session::after_login(ctx, resp);
     phases::purge_after_write(ctx, &resp);
     Ok(resp)
 }

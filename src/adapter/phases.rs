@@ -31,6 +31,8 @@ pub(crate) fn request_filter<'g>(
     req: &Request,
 ) -> Result<ForwardPlan<'g>, Early> {
     ctx.method = req.get_method_str().to_owned();
+    ctx.tls = client::tls(req);
+    ctx.secure_scheme = fastgate::session::secure_scheme(ctx.tls, ctx.headers.get("host"));
     ctx.client_ip = client::ip(req);
     ctx.geo = client::geo(ctx.client_ip);
     let raw_uri = platform::raw_uri(req);
@@ -72,7 +74,8 @@ fn early_response(early: plan::Early) -> Early {
 pub(crate) fn authenticate(ctx: &mut Ctx<'_>, plan: &ForwardPlan<'_>) -> Result<(), Early> {
     let started = Instant::now();
     let mut keys = PlatformKeys::new(&ctx.gateway.config().auth.jwks);
-    let authorization = ctx.headers.get("authorization");
+    let from_session = super::session::open(ctx);
+    let authorization = from_session.as_deref().or(ctx.headers.get("authorization"));
     let cookie = ctx.headers.get("cookie");
     let now = fastgate::http::unix_now();
     let verified = ctx

@@ -77,6 +77,8 @@ pub struct Secrets {
     /// The release ops endpoint's bearer key (`release_ops_key`): its presence turns the
     /// endpoint on, so that `cargo xtask release` can change the running edge's KV Store.
     pub ops_key: String,
+    /// The browser sessions' key ring (`session_keys`, `kid:hex64[,…]`), first seals.
+    pub session_keys: String,
 }
 
 impl Secrets {
@@ -87,6 +89,7 @@ impl Secrets {
             identity_key: random_hex(32)?,
             jwt_hs256_key: random_hex(32)?,
             ops_key: random_hex(32)?,
+            session_keys: format!("s-{}:{}", random_hex(4)?, random_hex(32)?),
         })
     }
 
@@ -97,16 +100,10 @@ impl Secrets {
         if let Ok(text) = std::fs::read_to_string(path) {
             let mut v: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", path.display()))?;
-            if v.get(fastgate::release::OPS_KEY_SECRET).is_none() {
-                let map = v
-                    .as_object_mut()
-                    .with_context(|| format!("{} is not a JSON object", path.display()))?;
-                map.insert(
-                    fastgate::release::OPS_KEY_SECRET.into(),
-                    random_hex(32)?.into(),
-                );
+            let added = add_missing(&mut v, path)?;
+            if added {
                 std::fs::write(path, v.to_string())
-                    .with_context(|| format!("adding the ops key to {}", path.display()))?;
+                    .with_context(|| format!("adding keys to {}", path.display()))?;
             }
             let field = |k: &str| {
                 v[k].as_str()
@@ -118,6 +115,7 @@ impl Secrets {
                 identity_key: field("identity_signing_key")?,
                 jwt_hs256_key: field("jwt_hs256_key")?,
                 ops_key: field(fastgate::release::OPS_KEY_SECRET)?,
+                session_keys: field(fastgate::session::SESSION_KEYS_SECRET)?,
             });
         }
         let secrets = Secrets::generate()?;
@@ -139,6 +137,7 @@ impl Secrets {
         if !self.ops_key.is_empty() {
             v[fastgate::release::OPS_KEY_SECRET] = self.ops_key.clone().into();
         }
+        v[fastgate::session::SESSION_KEYS_SECRET] = self.session_keys.clone().into();
         v.to_string()
     }
 
@@ -699,6 +698,28 @@ fn terminate(child: &mut Child, grace: Duration) -> Result<ExitStatus> {
     eprintln!("xtask: pid {pid} did not exit within {grace:?} of SIGTERM; killing it");
     child.kill()?;
     Ok(child.wait()?)
+}
+
+/// Adds the entries a secrets file from an older checkout lacks (the release ops key, the
+/// session keys); `true` when it changed.
+fn add_missing(v: &mut serde_json::Value, path: &Path) -> Result<bool> {
+    let map = v
+        .as_object_mut()
+        .with_context(|| format!("{} is not a JSON object", path.display()))?;
+    let mut added = false;
+    if !map.contains_key(fastgate::release::OPS_KEY_SECRET) {
+        map.insert(
+            fastgate::release::OPS_KEY_SECRET.into(),
+            random_hex(32)?.into(),
+        );
+        added = true;
+    }
+    if !map.contains_key(fastgate::session::SESSION_KEYS_SECRET) {
+        let ring = format!("s-{}:{}", random_hex(4)?, random_hex(32)?);
+        map.insert(fastgate::session::SESSION_KEYS_SECRET.into(), ring.into());
+        added = true;
+    }
+    Ok(added)
 }
 
 /// `viceroy serve ARGS --addr ADDR -C MANIFEST WASM`.
