@@ -10,6 +10,7 @@ pub mod package;
 pub mod release;
 pub mod stack;
 pub mod tools;
+pub mod web;
 
 use std::path::PathBuf;
 

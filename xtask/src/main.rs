@@ -151,6 +151,12 @@ fn test(extra: &[String]) -> Result<()> {
         "warnings",
     ]))?;
     let target = build::target_dir(&root);
+    let (dist, _) = xtask::web::ensure_built(&root)?;
+    let js = xtask::web::check_js_budget(&dist)?;
+    println!(
+        "xtask: front end: {js} bytes of JavaScript gzip (budget {})",
+        xtask::web::JS_BUDGET_GZIP
+    );
     let viceroy = tools::ensure_viceroy()?;
     let wasm = build::edge_wasm(&root, &target)?;
     let origin = build::origin_binary(&root, &target)?;

@@ -39,6 +39,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let target = build::target_dir(&root);
     let origin_bin = build::origin_binary(&root, &target)?;
+    ship_front_end(&root);
     install_signal_handlers()?;
     let (stack, spec) = if origins_only {
         let secrets = fastly_cli::prepare_local_server(&root)?;
@@ -53,6 +54,15 @@ pub fn run(args: &[String]) -> Result<()> {
     supervise_until_stopped(stack, &root);
     println!("xtask: stopped");
     Ok(())
+}
+
+/// The front end (`web/`), built if stale and active in the local release store, unless
+/// ops activated a release of their own. Without npm the API is still served: a warning.
+fn ship_front_end(root: &Path) {
+    match xtask::web::ship_locally(root) {
+        Ok(name) => println!("xtask: front end: release {name} is active"),
+        Err(e) => eprintln!("xtask: warning: the front end was not built or shipped: {e:#}"),
+    }
 }
 
 /// The whole stack on the ports of `fastly.toml`, with the checkout's secrets.

@@ -111,6 +111,9 @@ pub fn run(
         (&target).into()
     };
     let name = a.name.as_deref().unwrap_or_default();
+    if let Some(web) = &a.web {
+        build_if_ours(&root, web)?;
+    }
     match a.command.as_str() {
         "publish" => super::publish(dest, name, a.config.as_deref(), a.web.as_deref()).map(drop),
         "activate" => super::activate(dest, name),
@@ -130,6 +133,18 @@ pub fn run(
 
 /// The `list` table: name, created (UTC), config (first 16 hex of its SHA-256, or
 /// `embedded`), files, and `*` on the active release.
+/// `--web web/dist`: the project's own front end is built first when its sources changed,
+/// so a stale build is never published.
+fn build_if_ours(root: &Path, web: &Path) -> Result<()> {
+    let ours = root.join("web/dist");
+    let same = |p: &Path| p.canonicalize().ok();
+    if web == Path::new("web/dist") || (same(web).is_some() && same(web) == same(&ours)) {
+        let (dist, _) = crate::web::ensure_built(root)?;
+        crate::web::check_js_budget(&dist)?;
+    }
+    Ok(())
+}
+
 pub fn table(infos: &[super::ReleaseInfo]) -> String {
     if infos.is_empty() {
         return "no release published\n".into();
