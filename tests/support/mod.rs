@@ -14,6 +14,7 @@ mod fixture;
 mod peers;
 mod stack;
 mod tokens;
+pub mod webdriver;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

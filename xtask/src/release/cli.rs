@@ -112,7 +112,7 @@ pub fn run(
     };
     let name = a.name.as_deref().unwrap_or_default();
     if let Some(web) = &a.web {
-        build_if_ours(&root, web)?;
+        build_if_ours(root, web)?;
     }
     match a.command.as_str() {
         "publish" => super::publish(dest, name, a.config.as_deref(), a.web.as_deref()).map(drop),
