@@ -185,6 +185,9 @@ fn static_files_negotiate_encodings_stay_immutable_and_revalidate() {
     let cache_control = header(&html, "cache-control");
     assert!(cache_control.contains("max-age=0"), "{cache_control}");
     assert_eq!(header(&html, "content-type"), "text/html; charset=utf-8");
+    let csp = header(&html, "content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+    assert_eq!(header(&html, "x-content-type-options"), "nosniff");
     let etag = header(&html, "etag");
     let again = client
         .get(format!("{base}/about/"))

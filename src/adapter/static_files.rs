@@ -50,6 +50,10 @@ fn respond(ctx: &Ctx<'_>, path: &str) -> Response {
                 let p = Problem::new(ProblemKind::Internal, "a release file is missing", id);
                 return problem_response(&p);
             };
+            if content_type.starts_with("text/html") && !policy.content_security_policy.is_empty() {
+                resp.set_header("content-security-policy", &policy.content_security_policy);
+                resp.set_header("referrer-policy", "same-origin");
+            }
             resp.set_header("content-type", content_type);
             if let Some(coding) = content_encoding {
                 resp.set_header("content-encoding", coding.token());
@@ -75,6 +79,7 @@ fn respond(ctx: &Ctx<'_>, path: &str) -> Response {
             return problem_response(&p);
         }
     };
+    resp.set_header("x-content-type-options", "nosniff");
     if ctx.preview {
         // A preview is for whoever asked for it: no shared or browser cache keeps it.
         resp.set_header("cache-control", "no-store");

@@ -20,7 +20,17 @@ pub struct StaticSettings {
     pub html_max_age_s: u64,
     /// Ops overrides of `Cache-Control`, first match wins.
     pub cache_control: Vec<CacheControlRule>,
+    /// `Content-Security-Policy` on HTML answers. Absent: [`DEFAULT_CSP`], which allows
+    /// only this origin's own scripts, styles, images and fetches, and no framing (the
+    /// dashboard is not clickjackable); `""` sends none.
+    pub content_security_policy: Option<String>,
 }
+
+/// The HTML pages' default policy: everything from this origin only, nothing inline, never
+/// framed. The front end (`web/`) is built to need no more.
+pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+form-action 'self'; frame-ancestors 'none'";
 
 /// One ops rule: `{"path": "/fonts/*", "value": "public, max-age=86400"}`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -52,10 +62,17 @@ impl StaticSettings {
             spa_fallback: self.spa_fallback.clone(),
             cache_control,
             html_max_age_s: self.html_max_age_s,
+            content_security_policy: self
+                .content_security_policy
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CSP.to_owned()),
         };
         policy.validate().map_err(|e| {
             let field = match &e {
-                super::ReleaseError::BadHeaderValue { field } => format!("{field}.value"),
+                super::ReleaseError::BadHeaderValue { field } if field.starts_with("cache") => {
+                    format!("{field}.value")
+                }
+                super::ReleaseError::BadHeaderValue { field } => field.clone(),
                 _ => "spa_fallback".to_owned(),
             };
             FieldError::new(field, e.to_string())

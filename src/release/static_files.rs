@@ -97,6 +97,8 @@ pub struct StaticPolicy {
     pub cache_control: Vec<(PathPattern, String)>,
     /// `max-age` of HTML and other unhashed files, which revalidate after it.
     pub html_max_age_s: u64,
+    /// `Content-Security-Policy` of HTML answers; empty: none.
+    pub content_security_policy: String,
 }
 
 impl StaticPolicy {
@@ -110,6 +112,11 @@ impl StaticPolicy {
                     reason: "the SPA fallback must be an absolute path",
                 });
             }
+        }
+        if !is_header_value(&self.content_security_policy) {
+            return Err(ReleaseError::BadHeaderValue {
+                field: "content_security_policy".into(),
+            });
         }
         match self
             .cache_control
@@ -356,6 +363,7 @@ mod tests {
             spa_fallback: Some("/index.html".into()),
             cache_control: vec![],
             html_max_age_s: 60,
+            content_security_policy: String::new(),
         }
     }
 
