@@ -26,15 +26,8 @@ PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST
 TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT \
 ZA ZM ZW";
 
-/// A scratch directory under the target dir, fresh for each call.
 fn scratch(name: &str) -> PathBuf {
-    let dir = xtask::workspace_root().join("target/tmp").join(format!(
-        "releases-{name}-{}-{}",
-        std::process::id(),
-        xtask::stack::free_port().unwrap()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    support::scratch("releases", name)
 }
 
 /// A front-end build whose page names its release and links its own hashed asset.

@@ -64,6 +64,17 @@ pub fn raw_request(addr: SocketAddr, method: &str, target: &str) -> (u16, String
     (status, text)
 }
 
+/// A scratch directory under the target dir, fresh for each call (`<prefix>-<name>-…`).
+pub fn scratch(prefix: &str, name: &str) -> std::path::PathBuf {
+    let dir = xtask::workspace_root().join("target/tmp").join(format!(
+        "{prefix}-{name}-{}-{}",
+        std::process::id(),
+        free_port().unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The three named origins, each a real `fastgate-api` process.
 pub fn three_origins() -> Vec<(&'static str, Upstream)> {
     ["origin_us", "origin_eu", "origin_ap"]
