@@ -474,6 +474,13 @@ fn the_saas_works_in_a_real_browser() {
         json!("two"),
         "the home page should be web2's"
     );
+    // Back, to the dashboard the back/forward cache may still hold: never the last user's.
+    b.execute("history.back()", vec![]);
+    b.wait_for_js(
+        "Back after signing out to leave the dashboard for sign-in",
+        STEP,
+        "location.pathname === '/signin/' && !document.body.hidden",
+    );
     b.navigate(&format!("{base}/dashboard/"));
     b.wait_for_js(
         "the dashboard to send a signed-out visitor to sign in",

@@ -46,6 +46,7 @@ fn web_build(dir: &Path, release: &str) -> String {
     std::fs::write(dir.join("about/index.html"), &page).unwrap();
     std::fs::write(dir.join("assets").join(&asset), script).unwrap();
     std::fs::write(dir.join("logo.png"), [0x89, b'P', b'N', b'G', 0, 1, 2, 3]).unwrap();
+    std::fs::write(dir.join("404.html"), format!("<p>{release}: not here</p>")).unwrap();
     format!("/assets/{asset}")
 }
 
@@ -201,6 +202,24 @@ fn static_files_negotiate_encodings_stay_immutable_and_revalidate() {
         let resp = get(missing, "gzip");
         assert_eq!(resp.status(), 404, "{missing}");
         assert_eq!(header(&resp, "content-type"), "application/problem+json");
+    }
+    // A person following a dead link gets the release's 404 page; a script never does.
+    let page = |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .unwrap()
+    };
+    let dead = page("/no/such/page");
+    assert_eq!(dead.status(), 404);
+    assert_eq!(header(&dead, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(dead.text().unwrap(), "<p>s1: not here</p>");
+    for path in ["/assets/app.0123456789.js", "/styles.css"] {
+        assert_eq!(
+            header(&page(path), "content-type"),
+            "application/problem+json"
+        );
     }
     let head = client.head(format!("{base}/logo.png")).send().unwrap();
     assert_eq!(head.status(), 200);

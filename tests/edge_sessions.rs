@@ -225,4 +225,14 @@ fn session_logins_are_refused_cleanly_and_rate_limited_like_logins() {
         .send()
         .unwrap();
     assert_eq!(garbage.status(), 401);
+    let cleared = cookies(&garbage);
+    assert_eq!(
+        cleared.len(),
+        2,
+        "a dead session cookie is cleared: {cleared:?}"
+    );
+    assert!(
+        cleared.iter().all(|c| c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
 }

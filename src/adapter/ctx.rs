@@ -60,6 +60,8 @@ pub(crate) struct Ctx<'g> {
     pub secure_scheme: bool,
     /// The browser session the cookie opened to, if the request is authenticated by one.
     pub session: Option<Session>,
+    /// The request carried a session cookie that no longer opens (cleared on the way out).
+    pub stale_session: bool,
 }
 
 impl<'g> Ctx<'g> {
@@ -97,6 +99,7 @@ impl<'g> Ctx<'g> {
             tls: false,
             secure_scheme: false,
             session: None,
+            stale_session: false,
         }
     }
 

@@ -75,7 +75,8 @@ pub fn serve(mut req: Request) {
         Ok(resp) => resp,
         Err(Early(resp)) => *resp,
     };
-    let resp = phases::response_filter(&mut ctx, resp);
+    let mut resp = phases::response_filter(&mut ctx, resp);
+    session::clear_if_stale(&ctx, &mut resp);
     let log = phases::logging(&ctx, &resp);
     resp.send_to_client();
     telemetry::write_log(ctx.gateway.config().log_endpoint.as_deref(), &log);

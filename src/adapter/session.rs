@@ -38,13 +38,25 @@ pub(crate) fn open(ctx: &mut Ctx<'_>) -> Option<String> {
         return None;
     }
     let value = session_cookie(ctx.headers.get("cookie"), ctx.secure_scheme)?;
-    let session = keys()?.open(value, fastgate::http::unix_now()).ok()?;
-    if is_revoked(value) {
+    let opened = keys().and_then(|k| k.open(value, fastgate::http::unix_now()).ok());
+    let Some(session) = opened.filter(|_| !is_revoked(value)) else {
+        // Ended, revoked or rotated out: the answer clears it, so the page stops
+        // believing it is signed in.
+        ctx.stale_session = true;
         return None;
-    }
+    };
     let authorization = format!("Bearer {}", session.token);
     ctx.session = Some(session);
     Some(authorization)
+}
+
+/// On the way out: a session cookie that no longer opens is cleared with the CSRF cookie.
+pub(crate) fn clear_if_stale(ctx: &Ctx<'_>, resp: &mut Response) {
+    if ctx.stale_session && !resp.contains_header("set-cookie") {
+        for cookie in clear_cookies(ctx.secure_scheme) {
+            resp.append_header("set-cookie", cookie);
+        }
+    }
 }
 
 /// After authenticate: a request the session authenticated proves it is same-origin when

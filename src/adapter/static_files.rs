@@ -9,7 +9,7 @@ use fastly::Response;
 
 use fastgate::plan::ForwardPlan;
 use fastgate::problem::{Problem, ProblemKind};
-use fastgate::release::{self, StaticAnswer, StaticRequest, ALLOW, STORE};
+use fastgate::release::{self, Manifest, StaticAnswer, StaticRequest, ALLOW, STORE};
 
 use super::ctx::Ctx;
 use super::platform::problem_response;
@@ -71,6 +71,9 @@ fn respond(ctx: &Ctx<'_>, path: &str) -> Response {
             resp
         }
         StaticAnswer::NotFound => {
+            if let Some(page) = not_found_page(ctx, &release.manifest, path) {
+                return page;
+            }
             let p = Problem::new(ProblemKind::NotFound, "no such file in this release", id);
             return problem_response(&p);
         }
@@ -94,6 +97,33 @@ fn file(key: &str) -> Option<Response> {
     let store = KVStore::open(STORE).ok().flatten()?;
     let mut found = store.lookup(key).ok()?;
     Some(Response::from_status(StatusCode::OK).with_body(found.take_body()))
+}
+
+/// A person who follows a dead link gets the release's own `/404.html` (status 404): only a
+/// navigation (`Accept` names HTML) to a path that does not look like a file. A missing
+/// script, stylesheet or image, hashed or not, stays a 404 problem+json, never HTML.
+fn not_found_page(ctx: &Ctx<'_>, manifest: &Manifest, path: &str) -> Option<Response> {
+    let navigation = ctx
+        .headers
+        .get("accept")
+        .is_some_and(|a| a.contains("text/html"));
+    let file_like = path
+        .rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains('.'));
+    if !navigation || file_like || release::is_hashed_asset(path) || ctx.method != "GET" {
+        return None;
+    }
+    let page = manifest.files.get("/404.html")?;
+    let mut resp = file(&release::file_key(&page.hash))?;
+    resp.set_status(StatusCode::NOT_FOUND);
+    resp.set_header("content-type", page.content_type.as_str());
+    resp.set_header("cache-control", "no-store");
+    let policy = &ctx.gateway.config().static_policy;
+    if !policy.content_security_policy.is_empty() {
+        resp.set_header("content-security-policy", &policy.content_security_policy);
+    }
+    Some(resp)
 }
 
 fn with_validators(resp: &mut Response, etag: &str, cache_control: &str, vary: bool) {

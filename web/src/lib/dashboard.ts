@@ -8,6 +8,14 @@ import { signOut } from './session';
 import { byId, say, setBusy } from './ui';
 
 export function initDashboard(): void {
+  // Back after signing out must not show the last user's page from the back/forward cache:
+  // a page restored from it is checked again, and without a session it leaves.
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted && !hasSession()) {
+      document.body.hidden = true;
+      location.replace('/signin/');
+    }
+  });
   // No CSRF cookie means no session (the edge sets and clears both together): skip the
   // requests that would only answer 401.
   if (!hasSession()) {
