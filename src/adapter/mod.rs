@@ -61,7 +61,8 @@ impl From<Response> for Early {
 pub fn serve(mut req: Request) {
     let started = Instant::now();
     let headers = headers::ClientHeaders::of(&req);
-    if let Some(resp) = ops::handle(&mut req, &headers) {
+    let raw_uri = platform::raw_uri(&req);
+    if let Some(resp) = ops::handle(&mut req, &headers, raw_uri.as_deref()) {
         return resp.send_to_client();
     }
     let (selected, gateway) = match select_release(&headers) {
@@ -71,7 +72,7 @@ pub fn serve(mut req: Request) {
     let mut ctx = Ctx::new(&gateway.gateway, &headers, started, gateway.header.clone());
     ctx.release = selected.release;
     ctx.preview = selected.preview;
-    let resp = match run(&mut ctx, req) {
+    let resp = match run(&mut ctx, req, raw_uri.as_deref()) {
         Ok(resp) => resp,
         Err(Early(resp)) => *resp,
     };
@@ -96,8 +97,8 @@ fn select_release(
 }
 
 /// The request phases, in order.
-fn run(ctx: &mut Ctx<'_>, mut req: Request) -> Result<Response, Early> {
-    let plan = phases::request_filter(ctx, &req)?;
+fn run(ctx: &mut Ctx<'_>, mut req: Request, raw_uri: Option<&str>) -> Result<Response, Early> {
+    let plan = phases::request_filter(ctx, &req, raw_uri)?;
     body::limit_body(ctx, &mut req, &plan)?;
     phases::authenticate(ctx, &plan)?;
     session::csrf(ctx)?;

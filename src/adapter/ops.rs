@@ -17,14 +17,17 @@ use fastgate::release::{
 use fastgate::request_id;
 
 use super::headers::ClientHeaders;
-use super::platform::{problem_response, raw_uri, secret};
+use super::platform::{problem_response, secret};
 use super::release;
 use super::telemetry::log_event_once;
 
 /// The answer when `req` is for the ops endpoint; `None` for every other request.
-pub(crate) fn handle(req: &mut Request, headers: &ClientHeaders) -> Option<Response> {
-    let uri = raw_uri(req)?;
-    let (path, query) = fastgate::path::split_target(&uri);
+pub(crate) fn handle(
+    req: &mut Request,
+    headers: &ClientHeaders,
+    uri: Option<&str>,
+) -> Option<Response> {
+    let (path, query) = fastgate::path::split_target(uri?);
     if !is_ops_path(path) {
         return None;
     }

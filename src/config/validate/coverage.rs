@@ -217,6 +217,7 @@ mod tests {
             ("v1-signup", "POST /api/auth/signup"),
             ("login", "POST /api/auth/login"),
             ("v1-login", "POST /api/auth/login"),
+            ("session-login", "POST /api/auth/login"),
             ("uploads", "POST /api/uploads"),
             ("v1-uploads", "POST /api/uploads"),
         ] {
