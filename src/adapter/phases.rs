@@ -32,11 +32,11 @@ pub(crate) fn request_filter<'g>(
     raw_uri: Option<&str>,
 ) -> Result<ForwardPlan<'g>, Early> {
     ctx.method = req.get_method_str().to_owned();
-    ctx.tls = client::tls(req);
-    ctx.secure_scheme = fastgate::session::secure_scheme(ctx.tls, ctx.headers.get("host"));
     ctx.client_ip = client::ip(req);
     ctx.geo = client::geo(ctx.client_ip);
     let facts = platform::request_facts(req, ctx.headers, raw_uri, ctx.client_ip, &ctx.geo);
+    ctx.tls = facts.tls;
+    ctx.secure_scheme = fastgate::session::secure_scheme(ctx.tls, ctx.headers.get("host"));
     let plan = ctx.gateway.plan(&facts);
     ctx.plan = plan.ctx;
     let forward = plan.next.map_err(early_response)?;
