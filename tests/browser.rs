@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::webdriver::{keys, Browser};
-use support::{client_from, three_origins, StackBuilder};
+use support::{three_origins, wait_for_release, StackBuilder};
 use xtask::release::{self as rel, Target};
 
 const PASSWORD: &str = "correct-horse-battery-9";
@@ -64,30 +64,6 @@ fn marked_copy(from: &Path, to: &Path) -> usize {
         }
     }
     pages
-}
-
-/// Waits until the edge answers with `release` (an instance reads the pointer at most
-/// once a second).
-fn wait_for_release(base: &str, release: &str) {
-    let client = client_from(1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = client.get(format!("{base}/health")).send().map(|r| {
-            r.headers()
-                .get("fastgate-release")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        });
-        if got.as_deref().ok() == Some(release) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "release {release} never served: {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Screenshots of the visit, numbered in order, under `target/browser/`.
@@ -337,7 +313,7 @@ fn the_saas_works_in_a_real_browser() {
         ops_key: Some(spec.secrets.ops_key.clone()),
         local: None,
     };
-    wait_for_release(&base, "web1");
+    wait_for_release(&base, None, "web1");
     println!(
         "browser: stack up at {base} after {:.1} s",
         started.elapsed().as_secs_f64()
@@ -422,7 +398,7 @@ fn the_saas_works_in_a_real_browser() {
     assert!(pages >= 6, "{pages} pages in {}", dist.display());
     rel::publish(&live, "web2", None, Some(&web2)).expect("publishing web2 live");
     rel::activate(&live, "web2").expect("activating web2 live");
-    wait_for_release(&base, "web2");
+    wait_for_release(&base, None, "web2");
     println!("browser: web2 active");
 
     // The open page (web1's scripts) keeps working against the switched edge.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastgate::release::{sha256_hex, Coding, Manifest};
-use support::{client_from, EchoServer, StackBuilder};
+use support::{client_from, wait_for_release, EchoServer, StackBuilder};
 use xtask::release::{self as rel, Target};
 use xtask::stack::Stack;
 
@@ -72,28 +72,6 @@ fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
-}
-
-/// Waits until the edge answers with `release` (each instance reads the pointer at most
-/// once a second).
-fn wait_for_release(base: &str, host: Option<&str>, release: &str) {
-    let client = client_from(1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut req = client.get(format!("{base}/health"));
-        if let Some(host) = host {
-            req = req.header("host", host);
-        }
-        let got = req.send().map(|r| header(&r, "fastgate-release"));
-        if got.as_deref().ok() == Some(release) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "release {release} never served: {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -75,6 +75,34 @@ pub fn scratch(prefix: &str, name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Waits until the edge answers with `release` (each instance reads the pointer at most
+/// once a second).
+pub fn wait_for_release(base: &str, host: Option<&str>, release: &str) {
+    let client = client_from(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut req = client.get(format!("{base}/health"));
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        let got = req.send().map(|r| {
+            r.headers()
+                .get("fastgate-release")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        });
+        if got.as_deref().ok() == Some(release) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "release {release} never served: {got:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The three named origins, each a real `fastgate-api` process.
 pub fn three_origins() -> Vec<(&'static str, Upstream)> {
     ["origin_us", "origin_eu", "origin_ap"]
