@@ -20,6 +20,10 @@
 //!   it (duplicates, invalid arguments, the 2^31 cap), and field lines combine as one value.
 //! - `http-date`: every valid date in each of the three forms reads as its epoch second
 //!   (0 before 1970), whatever its weekday; garbage never reads as a date far from it.
+//! - `release`: manifests, `Accept-Encoding`, `If-None-Match`, preview hosts, ops keys,
+//!   cookies and sealed sessions: a parsed manifest's paths are in normal form and answers
+//!   name only its keys; a preview host selects only valid names; a changed sealed session
+//!   never opens.
 
 /// The targets and the harness, in `tests/fuzz/`.
 mod fuzz {
@@ -28,10 +32,11 @@ mod fuzz {
     pub mod harness;
     pub mod http_date;
     pub mod path;
+    pub mod release;
     pub mod token;
 }
 
-use fuzz::{cache_control, config, harness, http_date, path, token};
+use fuzz::{cache_control, config, harness, http_date, path, release, token};
 use harness::Budget;
 
 harness::targets! {
@@ -40,4 +45,5 @@ harness::targets! {
     config => 150, fuzz_config;
     cache_control => 500, fuzz_cache_control;
     http_date => 1_000, fuzz_http_date;
+    release => 500, fuzz_release;
 }

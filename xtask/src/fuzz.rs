@@ -19,7 +19,8 @@ use anyhow::{bail, Context, Result};
 pub const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [TARGET...]
 
   --seconds N   wall time per target (default 60); targets run one after another
-  TARGET        any of: path token config cache-control http-date json json-linear signature
+  TARGET        any of: path token config cache-control http-date release json json-linear
+                signature
                 (default: all)
 
   A failure prints the minimal input and the seed; replay with
@@ -58,12 +59,13 @@ const fn origin(name: &'static str) -> Target {
     }
 }
 
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     edge("path"),
     edge("token"),
     edge("config"),
     edge("cache-control"),
     edge("http-date"),
+    edge("release"),
     origin("json"),
     origin("json-linear"),
     origin("signature"),
