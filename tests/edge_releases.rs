@@ -521,3 +521,37 @@ fn without_an_ops_key_the_ops_endpoint_does_not_exist() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[test]
+fn with_a_preview_key_set_a_preview_host_asks_for_it() {
+    let echo = EchoServer::start();
+    let builder = StackBuilder::new(echo.everywhere()).preview_key("pk-0123456789");
+    let (stack, spec) = builder.start_with_spec();
+    let t = Target {
+        edge: Some(stack.edge_url()),
+        ops_key: Some(spec.secrets.ops_key.clone()),
+        local: None,
+    };
+    let base = stack.edge_url();
+    let web = scratch("preview-key");
+    web_build(&web, "k1");
+    publish(&t, "k1", None, Some(&web));
+    let client = client_from(1);
+    let get = |key: Option<&str>| {
+        let mut req = client
+            .get(format!("{base}/"))
+            .header("host", "preview-k1.example.com");
+        if let Some(key) = key {
+            req = req.header("fastgate-preview-key", key);
+        }
+        req.send().unwrap()
+    };
+    for wrong in [None, Some("pk-012345678"), Some("pk-0123456789x"), Some("")] {
+        let resp = get(wrong);
+        assert_eq!(resp.status(), 401, "{wrong:?}");
+        assert_eq!(header(&resp, "fastgate-release"), "none");
+    }
+    let admitted = get(Some("pk-0123456789"));
+    assert_eq!(admitted.status(), 200);
+    assert_eq!(header(&admitted, "fastgate-release"), "k1");
+}

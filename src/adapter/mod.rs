@@ -63,11 +63,11 @@ pub fn serve(mut req: Request) {
     let headers = headers::ClientHeaders::of(&req);
     let raw_uri = platform::raw_uri(&req);
     if let Some(resp) = ops::handle(&mut req, &headers, raw_uri.as_deref()) {
-        return resp.send_to_client();
+        return answered_by_no_release(resp);
     }
     let (selected, gateway) = match select_release(&headers) {
         Ok(loaded) => loaded,
-        Err(Early(resp)) => return resp.send_to_client(),
+        Err(Early(resp)) => return answered_by_no_release(*resp),
     };
     let mut ctx = Ctx::new(&gateway.gateway, &headers, started, gateway.header.clone());
     ctx.release = selected.release;
@@ -84,6 +84,15 @@ pub fn serve(mut req: Request) {
     if let Some(revalidation) = ctx.deferred.take() {
         revalidation.run(ctx.gateway.config().log_endpoint.as_deref());
     }
+}
+
+/// An answer no release gave (the ops endpoint, a refused preview) still says so.
+fn answered_by_no_release(resp: Response) {
+    resp.with_header(
+        fastgate::release::RELEASE_HEADER,
+        fastgate::release::NO_RELEASE,
+    )
+    .send_to_client();
 }
 
 /// The release in force (a preview by host, else the active one) and the config it

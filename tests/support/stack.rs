@@ -50,6 +50,7 @@ pub struct StackBuilder {
     origin_env: Vec<(String, String)>,
     kv_store: Option<PathBuf>,
     ops_key: bool,
+    preview_key: String,
 }
 
 impl StackBuilder {
@@ -65,7 +66,14 @@ impl StackBuilder {
             origin_env: Vec::new(),
             kv_store: None,
             ops_key: true,
+            preview_key: String::new(),
         }
+    }
+
+    /// A `release_preview_key` in the Secret Store: preview hosts ask for it.
+    pub fn preview_key(mut self, key: &str) -> StackBuilder {
+        key.clone_into(&mut self.preview_key);
+        self
     }
 
     /// No `release_ops_key` in the Secret Store: the ops endpoint is off.
@@ -148,6 +156,7 @@ impl StackBuilder {
                 } else {
                     String::new()
                 },
+                preview_key: self.preview_key,
                 ..secrets
             },
             kv_store: self.kv_store,

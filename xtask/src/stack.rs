@@ -79,6 +79,9 @@ pub struct Secrets {
     pub ops_key: String,
     /// The browser sessions' key ring (`session_keys`, `kid:hex64[,…]`), first seals.
     pub session_keys: String,
+    /// `release_preview_key`: when not empty, preview hosts ask for it. Empty by default:
+    /// local previews are open (production declares one in `[setup]`).
+    pub preview_key: String,
 }
 
 impl Secrets {
@@ -90,6 +93,7 @@ impl Secrets {
             jwt_hs256_key: random_hex(32)?,
             ops_key: random_hex(32)?,
             session_keys: format!("s-{}:{}", random_hex(4)?, random_hex(32)?),
+            preview_key: String::new(),
         })
     }
 
@@ -116,6 +120,10 @@ impl Secrets {
                 jwt_hs256_key: field("jwt_hs256_key")?,
                 ops_key: field(fastgate::release::OPS_KEY_SECRET)?,
                 session_keys: field(fastgate::session::SESSION_KEYS_SECRET)?,
+                preview_key: v[fastgate::release::PREVIEW_KEY_SECRET]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             });
         }
         let secrets = Secrets::generate()?;
@@ -138,6 +146,9 @@ impl Secrets {
             v[fastgate::release::OPS_KEY_SECRET] = self.ops_key.clone().into();
         }
         v[fastgate::session::SESSION_KEYS_SECRET] = self.session_keys.clone().into();
+        if !self.preview_key.is_empty() {
+            v[fastgate::release::PREVIEW_KEY_SECRET] = self.preview_key.clone().into();
+        }
         v.to_string()
     }
 
