@@ -26,6 +26,9 @@ const QUEUE: usize = 4096;
 
 struct Pending {
     data: String,
+    /// The keyed request's effect (see `http::idempotency::Effect`): a second row with the
+    /// same one is not inserted.
+    effect: Option<String>,
     done: oneshot::Sender<Result<(), sqlx::Error>>,
 }
 
@@ -43,11 +46,12 @@ impl ItemWriter {
         Self { tx }
     }
 
-    /// Inserts one `items` row; returns once it is committed.
-    pub async fn insert(&self, data: String) -> Result<(), sqlx::Error> {
+    /// Inserts one `items` row (none when a row with the same `effect` exists); returns
+    /// once it is committed.
+    pub async fn insert(&self, data: String, effect: Option<String>) -> Result<(), sqlx::Error> {
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Pending { data, done })
+            .send(Pending { data, effect, done })
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
@@ -80,7 +84,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
                 Ok(())
             } else {
                 let r = match writer_conn(&pool, &mut slot).await {
-                    Ok(conn) => insert_one(conn, &p.data).await,
+                    Ok(conn) => insert_one(conn, &p.data, p.effect.as_deref()).await,
                     Err(e) => Err(e),
                 };
                 if r.is_err() {
@@ -105,9 +109,14 @@ async fn writer_conn<'a>(
     slot.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
 }
 
-async fn insert_one(conn: &mut AnyConnection, data: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO items (data) VALUES ($1)")
+async fn insert_one(
+    conn: &mut AnyConnection,
+    data: &str,
+    effect: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&insert_sql(1))
         .bind(data)
+        .bind(effect)
         .execute(conn)
         .await?;
     Ok(())
@@ -118,24 +127,25 @@ async fn insert_many(conn: &mut AnyConnection, batch: &[Pending]) -> Result<(), 
     let sql = insert_sql(batch.len());
     let mut q = sqlx::query(&sql);
     for p in batch {
-        q = q.bind(p.data.as_str());
+        q = q.bind(p.data.as_str()).bind(p.effect.as_deref());
     }
     q.execute(conn).await?;
     Ok(())
 }
 
-/// `INSERT INTO items (data) VALUES ($1),($2),...`; rows keep the batch's (arrival) order.
+/// `INSERT INTO items (data, effect) VALUES ($1,$2),($3,$4),... ON CONFLICT DO NOTHING`;
+/// rows keep the batch's (arrival) order. The only constraint a row can break is the
+/// effect's uniqueness: a keyed write already made.
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(32 + rows * 6);
-    sql.push_str("INSERT INTO items (data) VALUES ");
+    let mut sql = String::with_capacity(64 + rows * 10);
+    sql.push_str("INSERT INTO items (data, effect) VALUES ");
     for i in 1..=rows {
         if i > 1 {
             sql.push(',');
         }
-        sql.push_str("($");
-        sql.push_str(&i.to_string());
-        sql.push(')');
+        sql.push_str(&format!("(${},${})", 2 * i - 1, 2 * i));
     }
+    sql.push_str(" ON CONFLICT DO NOTHING");
     sql
 }
 
@@ -145,7 +155,7 @@ mod tests {
     fn insert_sql_numbers_every_row() {
         assert_eq!(
             super::insert_sql(3),
-            "INSERT INTO items (data) VALUES ($1),($2),($3)"
+            "INSERT INTO items (data, effect) VALUES ($1,$2),($3,$4),($5,$6) ON CONFLICT DO NOTHING"
         );
     }
 }

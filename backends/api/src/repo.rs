@@ -14,8 +14,12 @@ pub struct SummaryRow {
 
 impl Db {
     /// Inserts one `items` row through the group-commit writer; returns once committed.
-    pub async fn insert_item(&self, data: String) -> Result<(), sqlx::Error> {
-        self.items.insert(data).await
+    pub async fn insert_item(
+        &self,
+        data: String,
+        effect: Option<String>,
+    ) -> Result<(), sqlx::Error> {
+        self.items.insert(data, effect).await
     }
 
     /// Whether the user has uploads still waiting for (or in) the worker.

@@ -664,11 +664,29 @@ pub async fn idempotent(State(st): State<AppState>, mut req: Request, next: Next
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let req = Request::from_parts(parts, Body::from(body));
+    let mut req = Request::from_parts(parts, Body::from(body));
+    req.extensions_mut().insert(Effect::of(&user.sub, &key));
     let run = run_claimed(store, claim, next, req).in_current_span();
     tokio::spawn(run)
         .await
         .unwrap_or_else(|e| ApiError::Internal(e.to_string()).into_response())
+}
+
+/// What a keyed request's write is recorded under, with the write itself (for
+/// `POST /api/process`, the `items` row's unique `effect`). The claim protects against a
+/// duplicate while the first run lives; this protects against the one window the claim
+/// cannot see: a first run that committed its write and died before recording its answer,
+/// whose claim a retry then takes over. SHA-256 of the user and the key: bounded, and the
+/// same for every process.
+#[derive(Debug, Clone)]
+pub struct Effect(pub String);
+
+impl Effect {
+    pub fn of(sub: &str, key: &str) -> Effect {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{sub}\n{key}").as_bytes());
+        Effect(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 /// The 409 for a key in progress, with when to try again.

@@ -27,13 +27,15 @@ use crate::{clock, search, AppState};
 pub async fn process(
     State(st): State<AppState>,
     caller: Caller,
+    effect: Option<axum::Extension<idempotency::Effect>>,
     input: BodyInput,
 ) -> Result<Json<StatusOut>, ApiError> {
     caller.user(&st.tokens)?;
     let req = ProcessIn::validate(&input)?;
     st.payloads
         .put(format!("cache:{}", req.id), req.payload.to_compact());
-    st.db.insert_item(req.dump_json()).await?;
+    let effect = effect.map(|axum::Extension(e)| e.0);
+    st.db.insert_item(req.dump_json(), effect).await?;
     st.api_calls.fetch_add(1, Ordering::Relaxed);
     Ok(Json(StatusOut { status: "ok" }))
 }
@@ -49,11 +51,18 @@ pub async fn process(
 pub async fn upload(
     State(st): State<AppState>,
     caller: Caller,
+    effect: Option<axum::Extension<idempotency::Effect>>,
     input: BodyInput,
 ) -> Result<Response, ApiError> {
     let user = caller.user(&st.tokens)?;
     let req = UploadIn::validate(&input)?;
-    let key = format!("uploads/{}", uuid::Uuid::new_v4());
+    // A keyed upload's object is named by its effect, so a second run (after a first one
+    // that stored it and died) stores the same object and queues no second job.
+    let id = match effect {
+        Some(axum::Extension(e)) => uuid::Uuid::from_slice(&hex16(&e.0)).unwrap_or_default(),
+        None => uuid::Uuid::new_v4(),
+    };
+    let key = format!("uploads/{id}");
     // Content first, then the job: a job never points at content that is not stored.
     st.blobs.put(&key, req.content.into_bytes()).await?;
     st.db
@@ -114,4 +123,16 @@ pub async fn query(
         answer: answer.answer,
         sources: answer.sources,
     }))
+}
+
+/// The first 16 bytes of a hex digest.
+fn hex16(hex: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    out
 }

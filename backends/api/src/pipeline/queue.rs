@@ -38,7 +38,9 @@ impl Db {
         user_id: &str,
         created_at: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO jobs (kind, object_key, user_id, created_at) VALUES ('summarize', $1, $2, $3)")
+        // A keyed upload run twice (see `http::idempotency::Effect`) names the same object:
+        // its job is queued once.
+        sqlx::query("INSERT INTO jobs (kind, object_key, user_id, created_at) VALUES ('summarize', $1, $2, $3) ON CONFLICT (object_key) DO NOTHING")
             .bind(object_key)
             .bind(user_id)
             .bind(created_at)
