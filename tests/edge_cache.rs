@@ -14,16 +14,8 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use support::{client_from, config_with, FixtureServer, StackBuilder};
+use support::{client_from, config_with, header, FixtureServer, StackBuilder};
 use xtask::stack::Upstream;
-
-fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 // ---------------------------------------------------------------------------------------------
 // A scripted origin

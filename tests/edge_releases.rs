@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastgate::release::{sha256_hex, Coding, Manifest};
-use support::{client_from, wait_for_release, EchoServer, StackBuilder};
+use support::{client_from, header, wait_for_release, EchoServer, StackBuilder};
 use xtask::release::{self as rel, Target};
 use xtask::stack::Stack;
 
@@ -64,14 +64,6 @@ fn stack() -> (Stack, Target, EchoServer) {
 
 fn publish(t: &Target, name: &str, config: Option<&Path>, web: Option<&Path>) -> Manifest {
     rel::publish(t, name, config, web).unwrap_or_else(|e| panic!("publishing {name}: {e:#}"))
-}
-
-fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[test]

@@ -142,6 +142,7 @@ fn read_body(req: &mut Request) -> Result<Vec<u8>, ReleaseError> {
 /// content the same), and the pointer's release passes its checks.
 fn put(store: &KVStore, key: &StoreKey, body: Vec<u8>) -> Result<(), ReleaseError> {
     check_put(key, &body)?;
+    let mut activated = None;
     match key {
         StoreKey::Config(_) => check_config(&body)?,
         StoreKey::Release(name) => check_manifest(name, &body)?,
@@ -151,14 +152,15 @@ fn put(store: &KVStore, key: &StoreKey, body: Vec<u8>) -> Result<(), ReleaseErro
                 let line = format!("release `{name}` refused: {e}");
                 log_event_once("release_refused", &name, &line);
             })?;
+            activated = Some(name);
         }
         StoreKey::File(_) => {}
     }
     store
-        .insert(&key.as_key(), body.clone())
+        .insert(&key.as_key(), body)
         .map_err(|e| ReleaseError::Store(e.to_string()))?;
-    if *key == StoreKey::Active {
-        release::set_pointer(fastgate::release::parse_active(&body).ok());
+    if activated.is_some() {
+        release::set_pointer(activated);
     }
     Ok(())
 }

@@ -40,8 +40,9 @@ pub(crate) struct Loaded {
     pub header: String,
 }
 
-/// The Config Store's `config` and `flags` entries, and when they were read.
-type StoreEntries = (Instant, Option<String>, Option<String>);
+/// The Config Store's `config` and `flags` entries, and when they were read (shared, not
+/// copied, by the requests that use them until the next read).
+type StoreEntries = (Instant, Option<Rc<str>>, Option<Rc<str>>);
 
 thread_local! {
     /// A reused sandbox serves several requests (`main`): the Config Store is read at most
@@ -68,7 +69,7 @@ pub(crate) fn load_gateway(release: Option<&Release>) -> Result<Rc<Loaded>, Earl
 }
 
 /// The Config Store's entries, read at most every [`RECHECK`].
-fn store_entries(now: Instant) -> (Option<String>, Option<String>) {
+fn store_entries(now: Instant) -> (Option<Rc<str>>, Option<Rc<str>>) {
     let recent = STORE_ENTRIES.with_borrow(|kept| {
         kept.as_ref()
             .filter(|(at, _, _)| now.saturating_duration_since(*at) < RECHECK)
@@ -78,7 +79,10 @@ fn store_entries(now: Instant) -> (Option<String>, Option<String>) {
         return entries;
     }
     let store = ConfigStore::try_open(CONFIG_STORE).ok();
-    let entry = |key: &str| store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
+    let entry = |key: &str| {
+        let value = store.as_ref().and_then(|s| s.try_get(key).ok().flatten());
+        value.map(Rc::<str>::from)
+    };
     let (config, flags) = (entry(CONFIG_KEY), entry(FLAGS_KEY));
     STORE_ENTRIES.with_borrow_mut(|kept| *kept = Some((now, config.clone(), flags.clone())));
     (config, flags)

@@ -14,8 +14,8 @@ use fastly::Response;
 use fastgate::problem::{Problem, ProblemKind};
 use fastgate::route::SessionRole;
 use fastgate::session::{
-    check_csrf, clear_cookies, session_cookie, set_cookies, CsrfFacts, Session, SessionKeys,
-    CSRF_HEADER, MAX_SESSION_S, SESSION_KEYS_SECRET,
+    check_csrf, check_origin, clear_cookies, session_cookie, set_cookies, CsrfFacts, Session,
+    SessionKeys, CSRF_HEADER, MAX_SESSION_S, SESSION_KEYS_SECRET,
 };
 
 use super::ctx::Ctx;
@@ -142,16 +142,8 @@ fn is_revoked(value: &str) -> bool {
 
 /// Whether the request says it comes from this origin (the first half of the CSRF proof).
 fn same_origin(ctx: &Ctx<'_>) -> bool {
-    let facts = CsrfFacts {
-        method: "POST",
-        sec_fetch_site: ctx.headers.get("sec-fetch-site"),
-        origin: ctx.headers.get("origin"),
-        host: ctx.headers.get("host"),
-        tls: ctx.tls,
-        token: Some(b"x"),
-        expected: "x",
-    };
-    check_csrf(&facts).is_ok()
+    let h = |name| ctx.headers.get(name);
+    check_origin(h("sec-fetch-site"), h("origin"), h("host"), ctx.tls).is_ok()
 }
 
 /// After the proxy: the origin's answer to a session login becomes the session. 200 with a

@@ -23,5 +23,5 @@ pub use cookie::{
     clear_cookies, find_cookie, secure_scheme, session_cookie, set_cookies, CSRF_COOKIE,
     CSRF_HEADER, MAX_SESSION_S, PLAIN_NAME, SECURE_NAME,
 };
-pub use csrf::{check_csrf, CsrfFacts, CsrfFailure};
+pub use csrf::{check_csrf, check_origin, CsrfFacts, CsrfFailure};
 pub use seal::{Session, SessionError, SessionKeys, SESSION_KEYS_SECRET};

@@ -75,6 +75,15 @@ pub fn scratch(prefix: &str, name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A response field's value as text (empty when absent or not text).
+pub fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Waits until the edge answers with `release` (each instance reads the pointer at most
 /// once a second).
 pub fn wait_for_release(base: &str, host: Option<&str>, release: &str) {
@@ -85,13 +94,7 @@ pub fn wait_for_release(base: &str, host: Option<&str>, release: &str) {
         if let Some(host) = host {
             req = req.header("host", host);
         }
-        let got = req.send().map(|r| {
-            r.headers()
-                .get("fastgate-release")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        });
+        let got = req.send().map(|r| header(&r, "fastgate-release"));
         if got.as_deref().ok() == Some(release) {
             return;
         }
